@@ -1,0 +1,55 @@
+# sibyl — the two commands a fresh machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test check services install install-dev serve bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# runtime install (all serving extras: ONNX, xgboost, lightgbm, PostgreSQL, Redis)
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[all]"
+	touch $@
+
+# test/dev install (adds pytest, ruff, mypy)
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
+
+## make run: register the demo models on first run, then serve on $(HOST):$(PORT)
+run: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/sibyl demo --host $(HOST) --port $(PORT)
+
+## make serve: serve whatever the registry holds
+serve: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/sibyl serve --host $(HOST) --port $(PORT)
+
+## make services: make sure PostgreSQL and Redis answer (starts them if not)
+services:
+	bash scripts/ensure-services.sh
+
+## make test: the whole suite (slow tests included) against the real PostgreSQL and Redis
+test: install-dev services
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make check: ruff + mypy (strict on src/)
+check: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src
+	$(BIN)/mypy
+
+## make bench: serving benchmark against mlflow models serve and a raw ASGI ceiling
+bench: install-dev
+	$(BIN)/python bench/serving.py
+
+clean:
+	rm -rf $(VENV) .sibyl .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""The ``sibyl`` command line (typer)."""
+
+from sibyl.cli._app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,5 @@
+"""``python -m sibyl.cli``."""
+
+from sibyl.cli import main
+
+main()

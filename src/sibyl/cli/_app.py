@@ -1,0 +1,139 @@
+"""Top-level commands: serve, demo, predict; ``models`` sub-commands live in ``models.py``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from sibyl.cli import models, predict
+from sibyl.cli._common import console, progress_status, settings_from
+
+app = typer.Typer(
+    name="sibyl",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Serve every model in an MLflow registry fast, and keep it healthy.",
+)
+app.add_typer(models.app, name="models")
+app.command("predict")(predict.predict)
+
+HostOpt = Annotated[str | None, typer.Option(help="Interface to bind (server.host).")]
+PortOpt = Annotated[int | None, typer.Option(help="Port (server.port).")]
+
+
+@app.command()
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn worker processes.")] = None,
+    preload: Annotated[
+        list[str] | None,
+        typer.Option(help="Model to load before ready: name, name@alias or name:version."),
+    ] = None,
+) -> None:
+    """Serve the models of the registry (native, Open Inference Protocol V2, MLflow)."""
+    settings = settings_from(host=host, port=port, workers=workers, preload=preload)
+    _run_server(settings)
+
+
+@app.command()
+def demo(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    serve: Annotated[bool, typer.Option(help="Serve after registering.")] = True,
+    force: Annotated[bool, typer.Option(help="Register again even if present.")] = False,
+) -> None:
+    """Train and register a demo classifier and regressor (first run), promote, serve."""
+    from sibyl.zoo.demo import demo_registered, register_demo
+
+    settings = settings_from(host=host, port=port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    uri = settings.tracking_uri()
+    with progress_status("checking the registry") as step:
+        present = demo_registered(uri)
+        if force or not present:
+            for m in register_demo(uri, settings.artifact_root(), progress=step):
+                console.print(
+                    f"registered [bold]{m.name}[/] v{m.version} → {m.stage} "
+                    f"{ {k: round(v, 4) for k, v in m.metrics.items()} }"
+                )
+        else:
+            console.print(f"demo models already registered in {uri}")
+    if serve:
+        _run_server(settings)
+
+
+def _run_server(settings: object) -> None:
+    import uvicorn
+
+    from sibyl.settings import Settings
+
+    assert isinstance(settings, Settings)
+    s = settings.server
+    console.print(
+        f"sibyl serving on http://{s.host}:{s.port}  (docs: /docs, metrics: /metrics)"
+        f"  registry: {settings.tracking_uri()}"
+    )
+    if s.workers > 1:
+        _export(settings)
+        uvicorn.run(
+            "sibyl.api.app:create_app",
+            factory=True,
+            host=s.host,
+            port=s.port,
+            workers=s.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    from sibyl.api import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=s.host,
+        port=s.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _export(settings: object) -> None:
+    """Hand CLI overrides to worker processes (they read settings from the environment)."""
+    from sibyl.settings import Settings
+
+    assert isinstance(settings, Settings)
+    import json
+
+    os.environ["SIBYL_RUNTIME__PRELOAD"] = json.dumps(settings.runtime.preload)
+
+
+def main() -> None:
+    """Entry point of the ``sibyl`` script."""
+    app()
+
+
+@app.command()
+def config(markdown: Annotated[bool, typer.Option(help="Print a Markdown table.")] = False) -> None:
+    """Every setting: environment variable, type, value in force, what it does."""
+    from rich.table import Table
+
+    from sibyl.cli._common import out
+    from sibyl.settings import describe_settings
+
+    rows = describe_settings(settings_from())
+    if markdown:
+        print("| variable | type | default | meaning |\n|---|---|---|---|")
+        for env, kind, value, doc in rows:
+            print(f"| `{env}` | {kind} | `{value}` | {doc.replace('|', '/')} |")
+        return
+    table = Table("variable", "type", "value", "meaning")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)

@@ -1,0 +1,241 @@
+"""``sibyl.Client`` and ``sibyl.AsyncClient``: predict and model control over HTTP (httpx).
+
+Both share one set of operations; the sync client returns results, the async one awaitables::
+
+    from sibyl import Client
+    with Client("http://127.0.0.1:8000") as c:
+        out = c.predict("demo-classifier", records=[{"f0": 0.1, ...}])
+        out["version"], out["predictions"], out.get("probabilities")
+        c.promote("demo-classifier", 2)
+
+Errors raise :class:`SibylHTTPError` with the status and the server's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+R = TypeVar("R")
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class SibylHTTPError(Exception):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, message: str, body: Any) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+
+
+def _parse(response: httpx.Response) -> Any:
+    body: Any
+    try:
+        body = response.json() if response.content.strip() else None
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400:
+        message = body.get("error") or body.get("message") if isinstance(body, dict) else body
+        raise SibylHTTPError(response.status_code, str(message or response.reason_phrase), body)
+    return body
+
+
+class _Operations(Generic[R]):
+    """Every client operation, transport-free: subclasses implement ``_do``."""
+
+    def _do(self, call: _Call) -> R:
+        raise NotImplementedError
+
+    def predict(
+        self,
+        model: str,
+        *,
+        records: Sequence[Mapping[str, Any]] | None = None,
+        columns: Mapping[str, Sequence[Any]] | None = None,
+        rows: Sequence[Sequence[Any]] | None = None,
+        version: int | str | None = None,
+        alias: str | None = None,
+        priority: str | None = None,
+        timeout_ms: float | None = None,
+        request_id: str | None = None,
+    ) -> R:
+        """Native predict: give exactly one of ``records``, ``columns`` or ``rows``."""
+        body: dict[str, Any] = {}
+        fields: tuple[tuple[str, Any], ...] = (
+            ("records", None if records is None else list(records)),
+            ("columns", columns),
+            ("rows", None if rows is None else list(rows)),
+            ("version", version),
+            ("alias", alias),
+            ("priority", priority),
+            ("timeout_ms", timeout_ms),
+        )
+        for key, value in fields:
+            if value is not None:
+                body[key] = value
+        headers = {"x-request-id": request_id} if request_id else {}
+        return self._do(_Call("POST", f"/v1/models/{model}/predict", body, headers=headers))
+
+    def infer(
+        self,
+        model: str,
+        inputs: Sequence[Mapping[str, Any]],
+        *,
+        version: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        outputs: Sequence[str] | None = None,
+    ) -> R:
+        """Open Inference Protocol V2 infer."""
+        body: dict[str, Any] = {"inputs": list(inputs)}
+        if parameters:
+            body["parameters"] = dict(parameters)
+        if outputs:
+            body["outputs"] = [{"name": o} for o in outputs]
+        path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+        return self._do(_Call("POST", path, body))
+
+    def invocations(self, payload: Mapping[str, Any], model: str | None = None) -> R:
+        """MLflow scoring protocol (``/invocations`` of the default model, or of ``model``)."""
+        path = f"/v1/models/{model}/invocations" if model else "/invocations"
+        return self._do(_Call("POST", path, dict(payload)))
+
+    def models(self) -> R:
+        """Registered models and what is served."""
+        return self._do(_Call("GET", "/v1/models"))
+
+    def model(self, name: str) -> R:
+        """One model's serving status (loaded versions, engines, last error)."""
+        return self._do(_Call("GET", f"/v1/models/{name}"))
+
+    def versions(self, name: str) -> R:
+        """A model's versions with stages."""
+        return self._do(_Call("GET", f"/v1/models/{name}/versions"))
+
+    def set_stage(
+        self, name: str, version: int | str, stage: str, *, gate: Mapping[str, Any] | None = None
+    ) -> R:
+        """Move a version to draft / staging / production / archived."""
+        body: dict[str, Any] = {"stage": stage}
+        if gate:
+            body["gate"] = dict(gate)
+        return self._do(_Call("POST", f"/v1/models/{name}/versions/{version}/stage", body))
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        metric: str | None = None,
+        tolerance: float = 0.0,
+        higher_is_better: bool = True,
+    ) -> R:
+        """Promote to production, gated on ``metric`` when given (409 when refused)."""
+        gate = (
+            {"metric": metric, "tolerance": tolerance, "higher_is_better": higher_is_better}
+            if metric
+            else None
+        )
+        return self.set_stage(name, version, "production", gate=gate)
+
+    def load(self, name: str, *, version: int | str | None = None, alias: str | None = None) -> R:
+        """Load and warm a version (production by default)."""
+        body = {"version": None if version is None else str(version), "alias": alias}
+        return self._do(_Call("POST", f"/v1/models/{name}/load", body))
+
+    def unload(self, name: str, version: int | str) -> R:
+        """Drain and unload a version."""
+        return self._do(_Call("POST", f"/v1/models/{name}/unload", {"version": str(version)}))
+
+    def compare(self, name: str, a: int | str, b: int | str) -> R:
+        """Compare two versions (params, metrics, signature, size, flavor)."""
+        return self._do(
+            _Call("GET", f"/v1/models/{name}/compare", params={"a": str(a), "b": str(b)})
+        )
+
+    def ready(self) -> R:
+        """Readiness (raises ``SibylHTTPError`` 503 when not ready)."""
+        return self._do(_Call("GET", "/readyz"))
+
+
+class Client(_Operations[Any]):
+    """Synchronous client; use as a context manager or call ``close()``."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=url, timeout=timeout, headers=headers, transport=transport
+        )
+
+    def _do(self, call: _Call) -> Any:
+        return _parse(
+            self._http.request(
+                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+            )
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Operations[Awaitable[Any]]):
+    """Asynchronous client; every operation returns an awaitable."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=url, timeout=timeout, headers=headers, transport=transport
+        )
+
+    async def _request(self, call: _Call) -> Any:
+        return _parse(
+            await self._http.request(
+                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+            )
+        )
+
+    def _do(self, call: _Call) -> Awaitable[Any]:
+        return self._request(call)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

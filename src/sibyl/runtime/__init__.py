@@ -1,0 +1,35 @@
+"""Running models: input schemas, predictors per flavor, ONNX compilation, loading.
+
+``load_model(path, name=…, version=…, settings=…)`` turns downloaded MLflow artifacts into a
+:class:`LoadedModel` whose ``predictor`` serves batches built by its :class:`InputSchema`:
+ONNX Runtime when the model converts and verifies, the model's own library otherwise.
+Importing this package does not import mlflow, onnx or the model libraries.
+"""
+
+from sibyl.runtime._native import BoosterPredictor, SklearnPredictor
+from sibyl.runtime._onnx import OnnxPredictor, compile_onnx, onnx_precheck
+from sibyl.runtime._pyfunc import PyfuncPredictor
+from sibyl.runtime.loader import LoadedModel, choose_flavor, load_model, synthetic_batch
+from sibyl.runtime.schema import ColumnSpec, InputSchema
+from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor, Task
+
+__all__ = [
+    "Batch",
+    "BoosterPredictor",
+    "ColumnSpec",
+    "Engine",
+    "EngineChoice",
+    "InputSchema",
+    "LoadedModel",
+    "OnnxPredictor",
+    "Prediction",
+    "Predictor",
+    "PyfuncPredictor",
+    "SklearnPredictor",
+    "Task",
+    "choose_flavor",
+    "compile_onnx",
+    "load_model",
+    "onnx_precheck",
+    "synthetic_batch",
+]

@@ -1,0 +1,153 @@
+"""PredictionService: one prediction request from any transport to an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sibyl.batching import Priority
+from sibyl.errors import (
+    DeadlineExceededError,
+    InvalidInputError,
+    NotFoundError,
+    OverloadedError,
+    SibylError,
+)
+from sibyl.monitoring import UNKNOWN_MODEL, Metrics, Status
+from sibyl.runtime.schema import InputSchema
+from sibyl.runtime.types import Batch, Prediction, Task
+from sibyl.service._manager import ModelManager
+from sibyl.settings import Settings
+
+InputKind = Literal["records", "columns", "rows", "frame", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Rows as a transport decoded them, before the model's schema is known.
+
+    ``kind`` says the layout: ``records`` (list of objects), ``columns`` (object of lists),
+    ``rows`` (list of arrays, in ``names`` order or the signature's), ``frame`` (a pandas
+    DataFrame, e.g. from CSV) or ``batch`` (an already built batch). ``field`` names the part of
+    the request the rows came from, for error messages.
+    """
+
+    kind: InputKind
+    data: Any
+    names: Sequence[str] | None = None
+    field: str = "inputs"
+
+    def to_batch(self, schema: InputSchema) -> Batch:
+        """Validate against ``schema`` and build the batch (raises ``InvalidInputError``)."""
+        if self.kind == "records":
+            return schema.from_records(self.data, self.field)
+        if self.kind == "columns":
+            return schema.from_columns(self.data, self.field)
+        if self.kind == "rows":
+            return schema.from_rows(self.data, self.field, self.names)
+        if self.kind == "frame":
+            return schema.from_frame(self.data, self.field)
+        return self.data  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    """A transport-free prediction request."""
+
+    model: str
+    inputs: Inputs
+    ref: str | None = None
+    """Version number or alias to pin; ``None`` → production."""
+    priority: Priority = Priority.NORMAL
+    timeout_s: float | None = None
+    """Deadline relative to now; ``None`` → ``server.default_timeout_ms``."""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PredictResult:
+    """What answered and what it said."""
+
+    model: str
+    version: str
+    engine: str
+    request_id: str
+    prediction: Prediction
+    task: Task
+    schema: InputSchema
+
+
+_STATUS = (
+    (InvalidInputError, Status.INVALID),
+    (NotFoundError, Status.NOT_FOUND),
+    (OverloadedError, Status.OVERLOADED),
+    (DeadlineExceededError, Status.TIMEOUT),
+)
+
+
+def status_of(exc: BaseException) -> Status:
+    """The metrics status of a failure."""
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return Status.ERROR
+
+
+class PredictionService:
+    """Serves predictions for every transport (HTTP, jobs, streams, the in-process pipeline).
+
+    Contract: ``predict`` is a coroutine on the server's event loop; it raises only
+    ``SibylError`` subclasses, and every call is counted in the metrics exactly once.
+    """
+
+    def __init__(self, manager: ModelManager, metrics: Metrics, settings: Settings) -> None:
+        self.manager = manager
+        self.metrics = metrics
+        self._default_timeout = settings.server.default_timeout_ms / 1000
+        self._default_model = settings.server.default_model
+
+    async def predict(self, req: PredictRequest) -> PredictResult:
+        """Resolve the version, validate, batch, predict (see the class contract)."""
+        started = time.perf_counter()
+        sv = self.manager.lookup(req.model, req.ref)
+        if sv is None:
+            try:
+                sv = await self.manager.get(req.model, req.ref)
+            except SibylError as exc:
+                label = req.model if self.manager.known(req.model) else UNKNOWN_MODEL
+                self.metrics.count_failure(label, status_of(exc))
+                raise
+        sv.acquire()
+        try:
+            batch = req.inputs.to_batch(sv.loaded.schema)
+            loop = asyncio.get_running_loop()
+            timeout = self._default_timeout if req.timeout_s is None else req.timeout_s
+            pred = await sv.batcher.predict(
+                batch, priority=req.priority, deadline=loop.time() + timeout
+            )
+        except SibylError as exc:
+            sv.metrics.failure(status_of(exc), time.perf_counter() - started)
+            raise
+        finally:
+            sv.release()
+        sv.metrics.success(time.perf_counter() - started, len(pred))
+        m = sv.loaded
+        return PredictResult(
+            m.name, m.version, m.engine.engine.value, req.request_id, pred, m.task, m.schema
+        )
+
+    def default_model(self) -> str:
+        """The model of MLflow's ``/invocations``: the configured one, else the only one."""
+        if self._default_model:
+            return self._default_model
+        names = self.manager.model_names()
+        if len(names) == 1:
+            return names[0]
+        raise NotFoundError(
+            f"No default model for /invocations: {len(names)} models are registered "
+            f"({', '.join(names) or 'none'}); set SIBYL_SERVER__DEFAULT_MODEL or call "
+            "/v1/models/<name>/invocations"
+        )

@@ -1,0 +1,205 @@
+"""One settings tree for the whole of sibyl.
+
+Read once at the edge (``sibyl.cli`` and ``sibyl.api.create_app``) and passed down; nothing below
+reads ``os.environ``. Sources, highest priority first: keyword arguments, ``SIBYL_*`` environment
+variables (nested with ``__``, e.g. ``SIBYL_BATCHING__MAX_BATCH_SIZE=64``), the TOML file named by
+``SIBYL_CONFIG`` or ``./sibyl.toml``, then the embedded defaults below (everything under
+``./.sibyl/``). ``MLFLOW_TRACKING_URI`` is honoured when ``registry.tracking_uri`` is not set, as
+every MLflow tool does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ServerSettings(BaseModel):
+    """HTTP server."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    host: str = "127.0.0.1"
+    """Interface to bind."""
+    port: int = 8000
+    """TCP port to listen on."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest accepted request body; bigger bodies get 413."""
+    default_timeout_ms: float = 5000.0
+    """Deadline of a prediction request when it names none (OIP ``parameters.timeout`` in µs or the
+    ``X-Request-Timeout-Ms`` header override it); past it the answer is 504."""
+    default_model: str | None = None
+    """Model served at MLflow's ``POST /invocations`` (the only registered model when unset)."""
+    access_log: bool = False
+    """Log every prediction request (off by default: it is on the hot path); errors are always
+    logged."""
+    fast_path: bool = True
+    """Answer prediction routes from a raw-ASGI front (skips Starlette routing, ≈ 60 µs a request
+    in PERFORMANCE-NOTES.md); off: the same handlers run behind FastAPI."""
+    workers: int = 1
+    """uvicorn worker processes for ``sibyl serve``."""
+
+
+class RegistrySettings(BaseModel):
+    """MLflow model registry."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    tracking_uri: str | None = None
+    """MLflow tracking URI. Unset: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<data_dir>/mlflow.db``
+    with artifacts under ``<data_dir>/mlartifacts``. Any MLflow URI works (``http://…`` server,
+    ``postgresql://…``)."""
+    registry_uri: str | None = None
+    """MLflow registry URI when it differs from the tracking URI."""
+    watch_interval_s: float = 2.0
+    """How often the registry watcher polls aliases for changes made by anyone (0 disables)."""
+    download_dir: str | None = None
+    """Where model artifacts are downloaded; default ``<data_dir>/models``."""
+
+
+class RuntimeSettings(BaseModel):
+    """Loading and running models."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    onnx: bool = True
+    """Compile sklearn / xgboost / lightgbm models to ONNX Runtime when they convert and verify."""
+    onnx_atol: float = 1e-4
+    """Absolute tolerance of the ONNX verification (outputs vs the native model)."""
+    onnx_rtol: float = 1e-3
+    """Relative tolerance of the ONNX verification."""
+    onnx_verify_rows: int = 256
+    """Rows (input example + generated sample) the ONNX outputs are checked on."""
+    inference_threads: int = 1
+    """Threads one model call may use (ONNX intra-op, OpenMP/BLAS via threadpoolctl)."""
+    max_models: int = 16
+    """Most model versions loaded at once; least recently used ones are evicted first."""
+    memory_budget_mb: float = 4096.0
+    """Memory budget of loaded models (measured RSS growth at load); LRU eviction above it."""
+    preload: list[str] = Field(default_factory=list)
+    """Models loaded and warmed at start, e.g. ``["churn", "dkt@staging", "iris:3"]``; ``/readyz``
+    is true only when all are warm."""
+    preload_all_production: bool = True
+    """Also preload every model that has a production alias."""
+    nan_policy: Literal["reject", "allow"] = "reject"
+    """NaN / null in a required input column: ``reject`` → 400, ``allow`` → passed to the model.
+    A version tag ``sibyl.nan_policy`` overrides it per model."""
+    warmup_rows: int = 8
+    """Rows of the input example run through a freshly loaded model before it serves."""
+
+
+class BatchSettings(BaseModel):
+    """Adaptive batching of one loaded version."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    max_batch_size: int = 64
+    """Most rows in one model call."""
+    max_wait_ms: float = 2.0
+    """Longest the oldest queued request waits for a batch to fill (when ``eager`` is off)."""
+    eager: bool = True
+    """Dispatch at once when the model is idle and nothing else arrived in the same event-loop
+    turn (low latency at low load; batches grow by themselves under load)."""
+    max_queue_rows: int = 512
+    """Rows a priority lane may hold; beyond it requests get 429 with ``Retry-After``."""
+
+
+class LoggingSettings(BaseModel):
+    """Structured logs."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    level: str = "INFO"
+    """Log level."""
+    json_logs: bool = True
+    """JSON lines (``False``: human-readable console output)."""
+
+
+class Settings(BaseSettings):
+    """Root of sibyl's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIBYL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file="sibyl.toml",
+        use_attribute_docstrings=True,
+    )
+
+    data_dir: Path = Path(".sibyl")
+    """Home of the embedded defaults (MLflow SQLite registry, artifacts, downloads)."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    batching: BatchSettings = Field(default_factory=BatchSettings)
+    batching_overrides: dict[str, BatchSettings] = Field(default_factory=dict)
+    """Per-model batching, e.g. ``SIBYL_BATCHING_OVERRIDES='{"churn": {"max_batch_size": 8}}'``."""
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("SIBYL_CONFIG", "sibyl.toml")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        return (init_settings, env_settings, toml)
+
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force (see ``registry.tracking_uri``)."""
+        if self.registry.tracking_uri:
+            return self.registry.tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{self.data_dir.resolve() / 'mlflow.db'}"
+
+    def artifact_root(self) -> str:
+        """Artifact location for experiments created by sibyl on the embedded default."""
+        return (self.data_dir.resolve() / "mlartifacts").as_uri()
+
+    def download_dir(self) -> Path:
+        """Local cache of downloaded model artifacts."""
+        return Path(self.registry.download_dir or self.data_dir / "models")
+
+    def batching_for(self, model: str) -> BatchSettings:
+        """Batching settings of one model (its override, else the defaults)."""
+        return self.batching_overrides.get(model, self.batching)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings once (environment, TOML, defaults) with ``overrides`` on top."""
+    return Settings(**overrides)
+
+
+def describe_settings(settings: Settings | None = None) -> list[tuple[str, str, str, str]]:
+    """Every setting as ``(environment variable, type, current value, documentation)``."""
+    settings = settings or Settings()
+    rows: list[tuple[str, str, str, str]] = []
+    _describe(settings, "SIBYL_", rows)
+    return rows
+
+
+def _describe(model: BaseModel, prefix: str, rows: list[tuple[str, str, str, str]]) -> None:
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        env = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            _describe(value, env + "__", rows)
+            continue
+        kind = getattr(info.annotation, "__name__", None) or str(info.annotation)
+        doc = " ".join((info.description or "").split())
+        rows.append((env, kind.replace("typing.", ""), repr(value), doc))
