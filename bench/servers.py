@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -42,6 +43,7 @@ class RunningServer:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def base_url(self) -> str:
@@ -114,6 +116,27 @@ def raw_spec() -> ServerSpec:
     )
 
 
+SETTINGS_SNIPPET = (
+    "from sibyl.settings import load_settings; print(load_settings().model_dump_json())"
+)
+
+
+def effective_settings(spec: ServerSpec, cwd: Path) -> dict[str, object]:
+    """sibyl's settings as the server sees them: loaded with its environment and working
+    directory, in a separate interpreter (on the runner's core)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SETTINGS_SNIPPET],
+        env=server_env(spec),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    settings: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return settings
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -163,8 +186,9 @@ def log_tail(server: RunningServer, lines: int = 30) -> str:
 
 
 def wait_ready(server: RunningServer, timeout_s: float) -> float:
-    """Poll the readiness path until 200 (bounded); return the seconds it took."""
-    started = time.monotonic()
+    """Poll the readiness path until 200 (bounded by ``timeout_s`` from the server's start);
+    return the seconds since its start."""
+    started = server.started_at
     url = server.base_url + server.spec.ready_path
     while time.monotonic() - started < timeout_s:
         if server.process.poll() is not None:
@@ -194,6 +218,23 @@ def cpu_seconds(server: RunningServer) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def wait_idle(
+    fleet: list[RunningServer], window_s: float = 0.3, max_share: float = 0.1, limit_s: float = 20.0
+) -> float:
+    """Wait until ``fleet`` together used less than ``max_share`` of a core over ``window_s``
+    (a server still draining the backlog of a finished run would otherwise steal core 0 from the
+    next one); bounded by ``limit_s``. Return the seconds waited."""
+    started = time.monotonic()
+    before = sum(cpu_seconds(s) for s in fleet)
+    while True:
+        time.sleep(window_s)
+        now = sum(cpu_seconds(s) for s in fleet)
+        waited = time.monotonic() - started
+        if now - before < max_share * window_s or waited >= limit_s:
+            return waited
+        before = now
 
 
 def affinities(server: RunningServer) -> list[list[int]]:

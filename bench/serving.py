@@ -1,12 +1,15 @@
-"""Serving-core benchmark: sibyl vs `mlflow models serve` vs a raw ASGI ceiling, in one run.
+"""Serving-core benchmark: sibyl vs `mlflow models serve` vs a raw ASGI ceiling, side by side.
 
-    python bench/serving.py [--duration 10] [--quick] [--servers sibyl,mlflow,raw]
+    python bench/serving.py [--duration 5] [--repeat 3] [--quick] [--servers sibyl,mlflow,raw]
 
-Each server in turn is pinned to core 0 and driven by wrk pinned to core 1 (closed loop) with
-MLflow /invocations requests whose rows are all distinct: 1 and 32 rows per request at 1, 16 and 64
-connections, then (sibyl) an overload run at >= 4x its saturating concurrency. Writes
-bench/results/serving-<date>.json, prints markdown and rewrites the "Serving core" section of
-bench/RESULTS.md (not with --quick). Method and definitions: bench/README.md.
+All servers run at once, each pinned to core 0 (idle unless driven), and wrk pinned to core 1
+drives them one at a time (closed loop) with MLflow /invocations requests whose rows are all
+distinct. For each cell (1 and 32 rows per request at 1, 16 and 64 connections) the servers run
+back to back, in an order that rotates with each of the --repeat repetitions, so every ratio
+compares runs adjacent in time; then sibyl and raw get an overload run at >= 4x their saturating
+concurrency, repeated the same way. Reports medians over repetitions and per-repetition ratios
+(median, min-max). Writes bench/results/serving-<date>.json, prints markdown and rewrites the
+"Serving core" section of bench/RESULTS.md (not with --quick). Method: bench/README.md.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,20 +33,33 @@ import model
 import prom
 import report
 import servers
-from results import CellResult, Noise, OverloadResult, cell_result, saturating_connections
+from results import (
+    CellResult,
+    Noise,
+    OverloadResult,
+    Slot,
+    cell_result,
+    saturating_connections,
+    summarize_cells,
+    summarize_overload,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROWS = (1, 32)
 CONNECTIONS = (1, 16, 64)
 ALL_SERVERS = ("sibyl", "mlflow", "raw")
 HISTOGRAM = "ml_prediction_duration_seconds"
-SETTLE_S = 0.5
 SERVER_CORE = int(servers.SERVER_CORE)
+CLIENT_CORE = int(loadgen.CLIENT_CORE)
+DEFAULT_DURATION_S, DEFAULT_REPEAT = 5, 3
+QUICK_DURATION_S, QUICK_REPEAT = 2, 2
+RUN_OVERHEAD_S = 1.0  # wrk start-up (request pool) and waiting for the servers to fall idle
 
 
 @dataclass(frozen=True)
 class Options:
     duration_s: int
+    repeat: int
     warmup_s: int
     quick: bool
     servers: list[str]
@@ -52,12 +69,10 @@ class Options:
     keep: bool
     write_results_md: bool
 
-
-@dataclass
-class ServerOutcome:
-    info: dict[str, Any]
-    cells: list[CellResult]
-    overload: OverloadResult | None
+    def estimate_s(self) -> float:
+        """Rough wall time of the measurements (training and start-up add ~1 min)."""
+        runs = self.repeat * (len(ROWS) * len(CONNECTIONS) * len(self.servers) + len(self.overload))
+        return runs * (self.duration_s + RUN_OVERHEAD_S) + self.warmup_s * len(self.servers)
 
 
 def server_list(text: str) -> list[str]:
@@ -68,16 +83,38 @@ def server_list(text: str) -> list[str]:
     return names
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def parse_args(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per cell (10)")
-    parser.add_argument("--quick", action="store_true", help="3 s cells; RESULTS.md untouched")
+    parser.add_argument(
+        "--duration",
+        type=positive,
+        default=None,
+        help=f"seconds per run ({DEFAULT_DURATION_S}; {QUICK_DURATION_S} with --quick)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=positive,
+        default=None,
+        help=f"repetitions of every run ({DEFAULT_REPEAT}; {QUICK_REPEAT} with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: short runs, fewer repetitions; RESULTS.md untouched",
+    )
     parser.add_argument("--servers", type=server_list, default=list(ALL_SERVERS))
     parser.add_argument(
         "--overload",
         type=server_list,
-        default=["sibyl"],
-        help="servers that get the overload run (default: sibyl)",
+        default=["sibyl", "raw"],
+        help="servers that get the overload run (default: sibyl,raw)",
     )
     parser.add_argument(
         "--overload-connections",
@@ -89,8 +126,11 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--keep", action="store_true", help="keep the temporary registry/logs")
     parser.add_argument("--no-results-md", action="store_true", help="leave RESULTS.md alone")
     args = parser.parse_args(argv)
+    duration = args.duration or (QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S)
+    repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     return Options(
-        duration_s=3 if args.quick else args.duration,
+        duration_s=duration,
+        repeat=repeat,
         warmup_s=2,
         quick=args.quick,
         servers=args.servers,
@@ -114,13 +154,92 @@ def invocations_url(server: servers.RunningServer) -> str:
     return server.base_url + "/invocations"
 
 
+def rotation(names: list[str], repetition: int) -> list[str]:
+    """``names`` rotated by ``repetition``: each server leads once every len(names) repetitions."""
+    if not names:
+        return []
+    k = repetition % len(names)
+    return names[k:] + names[:k]
+
+
+@dataclass
+class Fleet:
+    """The servers started for this run; a server that fails leaves the fleet (and is stopped)."""
+
+    running: dict[str, servers.RunningServer] = field(default_factory=dict)
+    infos: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, name: str, error: BaseException) -> None:
+        print(f"!! {name} could not be measured: {error}", file=sys.stderr, flush=True)
+        self.failures[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
+        server = self.running.pop(name, None)
+        if server is not None:
+            servers.stop(server)
+
+    def live(self, names: list[str]) -> list[str]:
+        return [name for name in names if name in self.running]
+
+    def wait_idle(self) -> float:
+        return servers.wait_idle(list(self.running.values()))
+
+    def stop_all(self) -> None:
+        for server in self.running.values():
+            servers.stop(server)
+        self.running.clear()
+
+
+def start_fleet(all_specs: dict[str, servers.ServerSpec], options: Options, logdir: Path) -> Fleet:
+    """Start every selected server at once, wait until each is ready, warm each up."""
+    fleet = Fleet()
+    for name in options.servers:
+        print(f"== {name}: starting", flush=True)
+        try:
+            fleet.running[name] = servers.start(all_specs[name], logdir)
+        except OSError as error:
+            fleet.fail(name, error)
+    for name in list(fleet.running):
+        server = fleet.running[name]
+        try:
+            ready_s = servers.wait_ready(server, options.ready_timeout_s)
+        except (RuntimeError, TimeoutError, OSError) as error:
+            fleet.fail(name, error)
+            continue
+        fleet.infos[name] = server_info(server, ready_s, logdir)
+        print(f"   {name} ready in {ready_s:.1f} s, affinity {fleet.infos[name]['affinity']}")
+    for name in list(fleet.running):
+        try:
+            warm_up(fleet.running[name], options.warmup_s)
+        except (RuntimeError, subprocess.SubprocessError) as error:
+            fleet.fail(name, error)
+    fleet.wait_idle()
+    return fleet
+
+
+def server_info(server: servers.RunningServer, ready_s: float, logdir: Path) -> dict[str, Any]:
+    spec = server.spec
+    info: dict[str, Any] = {
+        "note": spec.note,
+        "ready_s": ready_s,
+        "affinity": servers.affinities(server),
+        "command": "taskset -c 0 " + " ".join(spec.argv),
+        "env": {k: v for k, v in spec.env.items() if k.startswith(("SIBYL_", "MLFLOW_"))},
+    }
+    if spec.name == "sibyl":
+        info["settings"] = servers.effective_settings(spec, logdir)
+    return info
+
+
 def warm_up(server: servers.RunningServer, seconds: int) -> None:
     """Half the time with 1-row, half with 32-row requests, 16 connections; results dropped."""
     for rows in ROWS:
         loadgen.run(invocations_url(server), loadgen.Load(rows, 16, max(1, seconds // len(ROWS))))
 
 
-def measure(server: servers.RunningServer, load: loadgen.Load) -> CellResult:
+def measure(
+    fleet: Fleet, name: str, load: loadgen.Load, repetition: int, position: int
+) -> CellResult:
+    server = fleet.running[name]
     cpu_before, core_before = servers.cpu_seconds(server), cpustat.snapshot(SERVER_CORE)
     run = loadgen.run(invocations_url(server), load)
     cpu_used, core_after = servers.cpu_seconds(server) - cpu_before, cpustat.snapshot(SERVER_CORE)
@@ -128,48 +247,113 @@ def measure(server: servers.RunningServer, load: loadgen.Load) -> CellResult:
         cpustat.foreign_share(core_before, core_after, cpu_used),
         cpustat.steal_share(core_before, core_after),
     )
-    time.sleep(SETTLE_S)
-    cell = cell_result(server.spec.name, run, cpu_used, noise)
+    drain_s = fleet.wait_idle()
+    cell = cell_result(name, run, cpu_used, noise, Slot(repetition, position, drain_s))
     print(
         f"  {cell.server:6} rows={cell.rows:<2} c={cell.connections:<3}"
         f" {cell.req_per_s:9,.0f} req/s p50 {cell.p50_ms:7.2f} ms"
         f" p99 {cell.p99_ms:7.2f} ms non-2xx {cell.non_2xx}"
-        f" (core 0 foreign {cell.core0_foreign_share:.0%})",
+        f" (core 0 foreign {cell.core0_foreign_share:.0%}, drained {drain_s:.1f} s)",
         flush=True,
     )
     return cell
 
 
-def matrix(server: servers.RunningServer, duration_s: int) -> list[CellResult]:
-    return [
-        measure(server, loadgen.Load(rows, connections, duration_s))
-        for rows in ROWS
-        for connections in CONNECTIONS
-    ]
+def check_alive(fleet: Fleet, name: str) -> bool:
+    server = fleet.running.get(name)
+    if server is None:
+        return False
+    if server.process.poll() is not None:
+        fleet.fail(name, RuntimeError(f"exited:\n{servers.log_tail(server)}"))
+        return False
+    return True
+
+
+def matrix(fleet: Fleet, options: Options, orders: list[list[str]]) -> list[CellResult]:
+    """Every repetition sweeps the cells; in each cell the servers run back to back."""
+    cells: list[CellResult] = []
+    for repetition in range(options.repeat):
+        order = rotation(fleet.live(options.servers), repetition)
+        orders.append(order)
+        print(f"-- repetition {repetition + 1}/{options.repeat}: order {', '.join(order)}")
+        for rows in ROWS:
+            for connections in CONNECTIONS:
+                load = loadgen.Load(rows, connections, options.duration_s)
+                for position, name in enumerate(order):
+                    if not check_alive(fleet, name):
+                        continue
+                    try:
+                        cells.append(measure(fleet, name, load, repetition, position))
+                    except (RuntimeError, subprocess.SubprocessError) as error:
+                        fleet.fail(name, error)
+    return cells
+
+
+def overload_runs(
+    fleet: Fleet, cells: list[CellResult], options: Options, orders: list[list[str]]
+) -> list[OverloadResult]:
+    """1-row requests at max(--overload-connections, 4x saturating concurrency), repeated and
+    interleaved like the matrix."""
+    summaries = summarize_cells(cells, options.servers)
+    plan: dict[str, tuple[int, int | None]] = {}
+    for name in options.overload:
+        saturating = saturating_connections(summaries, name)
+        plan[name] = (max(options.overload_connections, 4 * (saturating or 0)), saturating)
+    results: list[OverloadResult] = []
+    for repetition in range(options.repeat):
+        order = rotation(fleet.live(options.overload), repetition)
+        orders.append(order)
+        print(f"-- overload {repetition + 1}/{options.repeat}: order {', '.join(order)}")
+        for position, name in enumerate(order):
+            if not check_alive(fleet, name):
+                continue
+            connections, saturating = plan[name]
+            try:
+                result = overload_run(
+                    fleet, name, connections, saturating, options, Slot(repetition, position, 0.0)
+                )
+            except (RuntimeError, subprocess.SubprocessError) as error:
+                fleet.fail(name, error)
+                continue
+            results.append(result)
+            print(f"  overload: {report.overload_run_row(result)}", flush=True)
+    return results
 
 
 def overload_run(
-    server: servers.RunningServer, cells: list[CellResult], options: Options
+    fleet: Fleet,
+    name: str,
+    connections: int,
+    saturating: int | None,
+    options: Options,
+    slot: Slot,
 ) -> OverloadResult:
-    """1-row requests at max(--overload-connections, 4x saturating concurrency)."""
-    saturating = saturating_connections(cells, server.spec.name)
-    connections = max(options.overload_connections, 4 * (saturating or 0))
+    server = fleet.running[name]
     metrics_url = server.base_url + (server.spec.metrics_path or "/metrics")
     before = prom.scrape(metrics_url, HISTOGRAM) if server.spec.metrics_path else None
     run = loadgen.run(invocations_url(server), loadgen.Load(1, connections, options.duration_s))
     after = prom.scrape(metrics_url, HISTOGRAM) if server.spec.metrics_path else None
+    drain_s = fleet.wait_idle()
     hist = prom.delta(before, after)
-    return overload_result(server.spec.name, run, saturating, hist)
+    return overload_result(
+        name, run, saturating, hist, Slot(slot.repetition, slot.position, drain_s)
+    )
 
 
 def overload_result(
-    name: str, run: loadgen.WrkRun, saturating: int | None, hist: prom.Buckets | None
+    name: str,
+    run: loadgen.WrkRun,
+    saturating: int | None,
+    hist: prom.Buckets | None,
+    slot: Slot,
 ) -> OverloadResult:
     answers = run.ok + run.non_2xx
     shed = run.statuses.get(429, 0)
     server_p99 = prom.quantile(hist, 0.99) if hist else None
     return OverloadResult(
         server=name,
+        repetition=slot.repetition,
+        position=slot.position,
         connections=run.load.connections,
         saturating_connections=saturating,
         duration_s=round(run.duration_s, 3),
@@ -185,54 +369,37 @@ def overload_result(
         server_p99_ms=None if server_p99 is None else server_p99 * 1000.0,
         server_p99_open_ended=bool(hist) and prom.open_ended(hist or {}, 0.99),
         server_observations=int(prom.count(hist)) if hist else None,
+        drain_s=round(slot.drain_s, 3),
     )
-
-
-def bench_server(spec: servers.ServerSpec, options: Options, logdir: Path) -> ServerOutcome:
-    """Start, await, warm, measure and stop one server."""
-    print(f"== {spec.name}: starting", flush=True)
-    server = servers.start(spec, logdir)
-    try:
-        ready_s = servers.wait_ready(server, options.ready_timeout_s)
-        info = {"note": spec.note, "ready_s": ready_s, "affinity": servers.affinities(server)}
-        info["command"] = "taskset -c 0 " + " ".join(spec.argv)
-        print(f"   ready in {ready_s:.1f} s, affinity {info['affinity']}", flush=True)
-        warm_up(server, options.warmup_s)
-        cells = matrix(server, options.duration_s)
-        overload = None
-        if spec.name in options.overload:
-            overload = overload_run(server, cells, options)
-            print(f"   overload: {report.overload_row(overload)}", flush=True)
-        return ServerOutcome(info, cells, overload)
-    finally:
-        servers.stop(server)
 
 
 @dataclass
 class Measured:
-    """Everything one run measured, server by server."""
+    """Everything one run measured: every repetition of every run."""
 
     infos: dict[str, Any] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     cells: list[CellResult] = field(default_factory=list)
     overloads: list[OverloadResult] = field(default_factory=list)
-
-    def add(self, name: str, outcome: ServerOutcome) -> None:
-        self.infos[name] = outcome.info
-        self.cells += outcome.cells
-        self.overloads += [outcome.overload] if outcome.overload else []
+    orders: list[list[str]] = field(default_factory=list)  # per repetition of the matrix
+    overload_orders: list[list[str]] = field(default_factory=list)
 
 
 def run_all(options: Options, workdir: Path) -> Measured:
     print(f"training and registering the model in {workdir} ...", flush=True)
     all_specs = specs(model.build(workdir / "registry"), workdir)
+    fleet = start_fleet(all_specs, options, workdir)
     measured = Measured()
-    for name in options.servers:
-        try:
-            measured.add(name, bench_server(all_specs[name], options, workdir))
-        except (RuntimeError, TimeoutError, OSError) as error:
-            print(f"!! {name} could not be measured: {error}", file=sys.stderr, flush=True)
-            measured.failures[name] = str(error).splitlines()[0]
+    try:
+        if fleet.running:
+            measured.cells = matrix(fleet, options, measured.orders)
+            measured.overloads = overload_runs(
+                fleet, measured.cells, options, measured.overload_orders
+            )
+    finally:
+        fleet.stop_all()
+    measured.infos = {name: fleet.infos[name] for name in options.servers if name in fleet.infos}
+    measured.failures = fleet.failures
     return measured
 
 
@@ -250,8 +417,13 @@ def preflight() -> str:
     except loadgen.WrkMissingError as error:
         raise SystemExit(f"error: {error}") from error
     if (os.cpu_count() or 1) < 2:
-        raise SystemExit("error: needs 2 cores (server on core 0, wrk on core 1)")
+        raise SystemExit("error: needs 2 cores (servers on core 0, wrk on core 1)")
     return version
+
+
+def pin_runner() -> None:
+    """The runner itself (its polling, the model training) stays off the servers' core."""
+    os.sched_setaffinity(0, {CLIENT_CORE})
 
 
 def run_header() -> tuple[datetime, dict[str, Any]]:
@@ -266,15 +438,25 @@ def run_header() -> tuple[datetime, dict[str, Any]]:
     }
 
 
-def complete(run: dict[str, Any], options: Options, measured: Measured) -> None:
+def complete(run: dict[str, Any], options: Options, measured: Measured, wall_s: float) -> None:
     run["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    run["wall_s"] = round(wall_s, 1)
     run["config"] = asdict(options) | {"rows": ROWS, "connections": CONNECTIONS}
     run["config"]["servers"] = list(measured.infos)
+    run["config"]["orders"] = measured.orders
+    run["config"]["overload_orders"] = measured.overload_orders
     run["servers"] = measured.infos
     run["failures"] = measured.failures
-    run["cells"] = [asdict(c) for c in measured.cells]
-    run["overload"] = [asdict(o) for o in measured.overloads]
-    run["ratios"] = [asdict(r) for r in report.ratios(measured.cells, measured.overloads)]
+    summaries = summarize_cells(measured.cells, options.servers)
+    overloads = summarize_overload(measured.overloads, options.servers)
+    run["cells"] = [asdict(c) for c in summaries]
+    run["overload"] = [asdict(o) for o in overloads]
+    run["ratios"] = [
+        asdict(r) for r in report.ratios(measured.cells, summaries, measured.overloads)
+    ]
+    run["cell_ratios"] = [asdict(r) for r in report.cell_ratios(measured.cells)]
+    run["runs"] = [asdict(c) for c in measured.cells]
+    run["overload_runs"] = [asdict(o) for o in measured.overloads]
 
 
 def publish(run: dict[str, Any], options: Options, measured: Measured, started: datetime) -> None:
@@ -292,16 +474,23 @@ def publish(run: dict[str, Any], options: Options, measured: Measured, started: 
 def main(argv: list[str]) -> int:
     options = parse_args(argv)
     started, run = run_header()
+    pin_runner()
+    print(
+        f"{options.repeat} repetitions of {options.duration_s} s runs, servers "
+        f"{','.join(options.servers)}: about {options.estimate_s() / 60 + 1:.0f} min",
+        flush=True,
+    )
+    clock = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="sibyl-bench-"))
     try:
         measured = run_all(options, workdir)
     finally:
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    if not measured.infos:
+    if not measured.infos or not measured.cells:
         print("no server could be measured: nothing written", file=sys.stderr)
         return 1
-    complete(run, options, measured)
+    complete(run, options, measured, time.monotonic() - clock)
     publish(run, options, measured, started)
     return 0 if not measured.failures else 1
 

@@ -45,6 +45,9 @@ class ServerSettings(BaseModel):
     fast_path: bool = True
     """Answer prediction routes from a raw-ASGI front (skips Starlette routing, ≈ 60 µs a request
     in PERFORMANCE-NOTES.md); off: the same handlers run behind FastAPI."""
+    gc_freeze: bool = True
+    """After start-up, move every object alive then out of the garbage collector's reach
+    (``gc.freeze``), so full collections do not scan the libraries' heap while serving."""
     workers: int = 1
     """uvicorn worker processes for ``sibyl serve``."""
 
@@ -111,6 +114,9 @@ class BatchSettings(BaseModel):
     turn (low latency at low load; batches grow by themselves under load)."""
     max_queue_rows: int = 512
     """Rows a priority lane may hold; beyond it requests get 429 with ``Retry-After``."""
+    max_concurrency: int = 64
+    """Requests of one model version admitted at once (parsed, queued or running); more get 429
+    before their body is parsed, so overload is shed cheaply and admitted requests stay fast."""
 
 
 class LoggingSettings(BaseModel):

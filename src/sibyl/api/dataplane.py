@@ -3,7 +3,8 @@ ASGI path and the FastAPI routes so both behave identically."""
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -24,6 +25,13 @@ log = structlog.get_logger("sibyl.api")
 
 PROTOCOLS: dict[str, ModuleType] = {"native": native_codec, "v2": v2_codec, "mlflow": mlflow_codec}
 JSON = "application/json"
+_ID_PREFIX = secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes (random prefix) without a syscall per request."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 @dataclass(slots=True)
@@ -57,10 +65,11 @@ class DataPlane:
     ) -> Reply:
         """Answer one prediction request (``headers`` keys lower-case)."""
         codec = PROTOCOLS[protocol]
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = headers.get("x-request-id") or new_request_id()
         try:
             meta = _meta(headers, request_id)
             name = model or self.service.default_model()
+            self.service.admit(name, ref)
             req = codec.decode(body, headers.get("content-type", ""), name, ref, meta)
             result = await self.service.predict(req)
             payload: bytes = codec.encode(result, meta)
@@ -93,12 +102,14 @@ class DataPlane:
         self, protocol: str, exc: SibylError, request_id: str | None, model: str | None
     ) -> Reply:
         """An error answered before the body was read (size limit) in ``protocol``'s shape."""
-        return self._error(PROTOCOLS[protocol], exc, request_id or uuid.uuid4().hex, model)
+        return self._error(PROTOCOLS[protocol], exc, request_id or new_request_id(), model)
 
     @staticmethod
     def _error(codec: ModuleType, exc: SibylError, request_id: str, model: str | None) -> Reply:
         status, code = errors.classify(exc)
-        level = log.error if status >= 500 else log.info
+        # client errors are counted in metrics; logging each one would make a flood of bad or
+        # shed requests expensive, so they log at debug
+        level = log.error if status >= 500 else log.debug
         level(
             "request_failed",
             request_id=request_id,

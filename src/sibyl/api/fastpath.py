@@ -10,11 +10,10 @@ every response and enforces ``server.max_body_bytes``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from sibyl.api.dataplane import DataPlane, Reply
+from sibyl.api.dataplane import DataPlane, Reply, new_request_id
 from sibyl.errors import PayloadTooLargeError
 
 Scope = MutableMapping[str, Any]
@@ -113,7 +112,7 @@ async def send_reply(send: Send, reply: Reply) -> None:
 def _with_request_id(scope: Scope, send: Send) -> Send:
     """Echo (or create) ``X-Request-ID`` on responses FastAPI writes."""
     rid = next((v for k, v in scope["headers"] if k.lower() == b"x-request-id"), None)
-    value = rid or uuid.uuid4().hex.encode()
+    value = rid or new_request_id().encode()
     scope.setdefault("state", {})["request_id"] = value.decode("latin-1")
 
     async def wrapped(message: Message) -> None:

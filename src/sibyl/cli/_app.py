@@ -17,6 +17,16 @@ app = typer.Typer(
     help="Serve every model in an MLflow registry fast, and keep it healthy.",
 )
 app.add_typer(models.app, name="models")
+
+
+@app.callback()
+def _configure() -> None:
+    """Logs go to stderr as configured; stdout carries only command output."""
+    from sibyl.logs import configure_logging
+
+    configure_logging(settings_from().logging)
+
+
 app.command("predict")(predict.predict)
 
 HostOpt = Annotated[str | None, typer.Option(help="Interface to bind (server.host).")]

@@ -160,6 +160,11 @@ class VersionMetrics:
             batch_duration=m.batch_duration.labels(model, version),
             lanes={p: m.queue_depth.labels(model, version, p.name.lower()) for p in Priority},
         )
+        self._failed = {s: m.requests.labels(model, version, s.value) for s in Status}
+        self._errors = {
+            s: m.errors.labels(model, s.value)
+            for s in (Status.ERROR, Status.TIMEOUT, Status.OVERLOADED)
+        }
 
     def success(self, seconds: float, rows: int) -> None:
         """A request answered successfully."""
@@ -170,10 +175,11 @@ class VersionMetrics:
 
     def failure(self, status: Status, seconds: float) -> None:
         """A request for this version failed."""
-        self.metrics.requests.labels(self.model, self.version, status.value).inc()
-        self.metrics.duration.labels(self.model, self.version).observe(seconds)
-        if status in (Status.ERROR, Status.TIMEOUT, Status.OVERLOADED):
-            self.metrics.errors.labels(self.model, status.value).inc()
+        self._failed[status].inc()
+        self._c.duration.observe(seconds)
+        errors = self._errors.get(status)
+        if errors is not None:
+            errors.inc()
 
     def on_batch(self, rows: int, seconds: float, ok: bool) -> None:
         """Batcher hook: one model call finished."""

@@ -80,8 +80,9 @@ def artifact_location(client: MlflowClient, name: str, version: str) -> str:
     return uri
 
 
-def open_repository(location: str, tracking_uri: str,
-                    registry_uri: str | None) -> ArtifactRepository:
+def open_repository(
+    location: str, tracking_uri: str, registry_uri: str | None
+) -> ArtifactRepository:
     """A repository for ``location`` that talks to the façade's server, not the global one."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -151,5 +152,7 @@ def safe_target(dst_dir: Path, name: str, version: str) -> Path:
     if root not in target.parents or target.parent.parent != root:
         raise InvalidInputError(
             f"Model name '{name}' / version '{version}' cannot be used as a directory under "
-            f"{root}; rename the model without path separators or '..'", field="name")
+            f"{root}; rename the model without path separators or '..'",
+            field="name",
+        )
     return target

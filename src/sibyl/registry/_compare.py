@@ -31,8 +31,14 @@ class _Side:
     size: int | None
 
 
-def compare_versions(client: MlflowClient, tracking_uri: str, registry_uri: str | None,
-                     a: VersionInfo, b: VersionInfo, only_differences: bool) -> VersionComparison:
+def compare_versions(
+    client: MlflowClient,
+    tracking_uri: str,
+    registry_uri: str | None,
+    a: VersionInfo,
+    b: VersionInfo,
+    only_differences: bool,
+) -> VersionComparison:
     """Compare ``a`` and ``b`` (same model). Unreadable artifacts give ``None`` sizes and
     signatures (logged as warnings) rather than failing the whole comparison."""
     side_a = _read_side(client, tracking_uri, registry_uri, a)
@@ -69,16 +75,18 @@ def run_data(client: MlflowClient, run_id: str | None) -> tuple[dict[str, str], 
     return dict(run.data.params), {k: float(v) for k, v in run.data.metrics.items()}
 
 
-def _read_side(client: MlflowClient, tracking_uri: str, registry_uri: str | None,
-               info: VersionInfo) -> _Side:
+def _read_side(
+    client: MlflowClient, tracking_uri: str, registry_uri: str | None, info: VersionInfo
+) -> _Side:
     params, metrics = run_data(client, info.run_id)
     try:
         location = artifact_location(client, info.name, info.version)
         repo = open_repository(location, tracking_uri, registry_uri)
         return _Side(params, metrics, read_model_file(repo), total_size(repo))
     except Exception as exc:  # descriptive fields only: report what can be read
-        log.warning("registry_artifacts_unreadable", model=info.name, version=info.version,
-                    error=repr(exc))
+        log.warning(
+            "registry_artifacts_unreadable", model=info.name, version=info.version, error=repr(exc)
+        )
         return _Side(params, metrics, None, None)
 
 
@@ -86,8 +94,9 @@ def _with_flavors(info: VersionInfo, flavors: tuple[str, ...]) -> VersionInfo:
     return replace(info, flavors=flavors)
 
 
-def _pair_params(a: dict[str, str], b: dict[str, str],
-                 only_differences: bool) -> dict[str, tuple[str | None, str | None]]:
+def _pair_params(
+    a: dict[str, str], b: dict[str, str], only_differences: bool
+) -> dict[str, tuple[str | None, str | None]]:
     keys = sorted(a.keys() | b.keys())
     pairs = {k: (a.get(k), b.get(k)) for k in keys}
     if only_differences:
@@ -95,6 +104,7 @@ def _pair_params(a: dict[str, str], b: dict[str, str],
     return pairs
 
 
-def _pair_metrics(a: dict[str, float],
-                  b: dict[str, float]) -> dict[str, tuple[float | None, float | None]]:
+def _pair_metrics(
+    a: dict[str, float], b: dict[str, float]
+) -> dict[str, tuple[float | None, float | None]]:
     return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())}

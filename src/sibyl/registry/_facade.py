@@ -55,8 +55,12 @@ class ModelRegistry:
     first use), an unreachable database raises BackendUnavailableError here.
     """
 
-    def __init__(self, tracking_uri: str, registry_uri: str | None = None,
-                 artifact_location: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        artifact_location: str | None = None,
+    ) -> None:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -64,12 +68,14 @@ class ModelRegistry:
         self.artifact_location = artifact_location
         """Artifact root of experiments :meth:`experiment_id` creates (None: MLflow's default)."""
         try:
-            self._client: MlflowClient = MlflowClient(tracking_uri=tracking_uri,
-                                                      registry_uri=registry_uri)
+            self._client: MlflowClient = MlflowClient(
+                tracking_uri=tracking_uri, registry_uri=registry_uri
+            )
         except OSError as exc:  # e.g. the SQLite file cannot be created
             raise BackendUnavailableError(
                 f"MLflow registry {self.uri} cannot be opened ({exc}); check the URI and "
-                "that its directory is writable") from exc
+                "that its directory is writable"
+            ) from exc
         except Exception as exc:
             raise _mlflow.translate(exc, self.registry_uri or tracking_uri) from exc
 
@@ -90,8 +96,9 @@ class ModelRegistry:
 
     def list_models(self) -> list[ModelInfo]:
         """Every registered model, by name."""
-        return sorted((_mlflow.to_model_info(rm) for rm in self._all_models()),
-                      key=lambda m: m.name)
+        return sorted(
+            (_mlflow.to_model_info(rm) for rm in self._all_models()), key=lambda m: m.name
+        )
 
     def list_versions(self, name: str) -> list[VersionInfo]:
         """Every version of ``name``, newest first; NotFoundError for an unknown model."""
@@ -145,8 +152,13 @@ class ModelRegistry:
         """Put a version in ``stage`` without a gate (see :meth:`promote` for the rules)."""
         return self._move(name, _version_number(version), parse_stage(stage))[0]
 
-    def promote(self, name: str, version: str | int, stage: Stage | str = Stage.PRODUCTION,
-                gate: Gate | None = None) -> PromotionResult:
+    def promote(
+        self,
+        name: str,
+        version: str | int,
+        stage: Stage | str = Stage.PRODUCTION,
+        gate: Gate | None = None,
+    ) -> PromotionResult:
         """Move a version to ``stage`` (production by default), through ``gate`` if given.
 
         Production moves the ``production`` alias; the version it leaves is ARCHIVED (aliases
@@ -206,15 +218,17 @@ class ModelRegistry:
 
     # ---- artifacts ----------------------------------------------------------------------
 
-    def compare(self, name: str, a: str | int, b: str | int, *,
-                only_differences: bool = True) -> VersionComparison:
+    def compare(
+        self, name: str, a: str | int, b: str | int, *, only_differences: bool = True
+    ) -> VersionComparison:
         """Compare versions ``a`` and ``b`` (any :meth:`resolve` reference): run params (only
         the differing ones unless ``only_differences=False``) and metrics, MLmodel signature
         and flavors, artifact size. Downloads only the two small ``MLmodel`` files."""
         va, vb = self.resolve(name, str(a)), self.resolve(name, str(b))
         with self._errors():
-            return compare_versions(self._client, self.tracking_uri, self.registry_uri,
-                                    va, vb, only_differences)
+            return compare_versions(
+                self._client, self.tracking_uri, self.registry_uri, va, vb, only_differences
+            )
 
     def download(self, name: str, version: str | int, dst_dir: str | Path) -> Path:
         """Download a version's files to ``dst_dir/<name>/<version>`` and return that path.
@@ -234,9 +248,16 @@ class ModelRegistry:
 
     # ---- writing ------------------------------------------------------------------------
 
-    def register_model(self, name: str, model_uri: str, description: str | None = None,
-                       tags: dict[str, str] | None = None, semver: str | None = None, *,
-                       await_s: int = 300) -> VersionInfo:
+    def register_model(
+        self,
+        name: str,
+        model_uri: str,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        semver: str | None = None,
+        *,
+        await_s: int = 300,
+    ) -> VersionInfo:
         """Register ``model_uri`` as a new DRAFT version of ``name`` (created if absent).
 
         ``model_uri`` is what ``mlflow.<flavor>.log_model`` returned (``models:/m-…``) or
@@ -252,8 +273,14 @@ class ModelRegistry:
             self._ensure_model(name)
             source, run_id, model_id = _artifacts.resolve_source(self._client, model_uri)
             mv = self._client.create_model_version(
-                name, source, run_id=run_id, tags=version_tags or None, description=description,
-                await_creation_for=await_s, model_id=model_id)
+                name,
+                source,
+                run_id=run_id,
+                tags=version_tags or None,
+                description=description,
+                await_creation_for=await_s,
+                model_id=model_id,
+            )
         return self._ready(name, str(mv.version))
 
     def experiment_id(self, name: str) -> str:
@@ -298,7 +325,8 @@ class ModelRegistry:
             if _mlflow.is_not_found(exc):
                 raise NotFoundError(
                     f"Model '{name}' is not registered in registry {self.uri}; list the "
-                    "registered models with `sibyl models list`") from None
+                    "registered models with `sibyl models list`"
+                ) from None
             raise
 
     def _aliases_of(self, name: str) -> dict[str, str]:
@@ -315,13 +343,15 @@ class ModelRegistry:
             self._model(name)  # NotFound for the model when that is what is missing
         raise NotFoundError(
             f"Model '{name}' has no version {number} in registry {self.uri}; list its versions "
-            f"with `sibyl models versions {name}`")
+            f"with `sibyl models versions {name}`"
+        )
 
     def _latest(self, name: str) -> VersionInfo:
         versions = self.list_versions(name)
         if not versions:
-            raise NotFoundError(f"Model '{name}' has no versions in registry {self.uri}; "
-                                "register one first")
+            raise NotFoundError(
+                f"Model '{name}' has no versions in registry {self.uri}; register one first"
+            )
         return versions[0]
 
     def _alias_missing(self, name: str, alias: str, aliases: dict[str, str]) -> str:
@@ -329,8 +359,10 @@ class ModelRegistry:
         if alias in (Stage.PRODUCTION.value, Stage.STAGING.value):
             return f"{head}; promote one with `sibyl models promote {name} <version> {alias}`"
         known = ", ".join(f"@{a}→{v}" for a, v in sorted(aliases.items())) or "none"
-        return (f"{head} (its aliases: {known}); set one with MLflow's "
-                "set_registered_model_alias or use a version number")
+        return (
+            f"{head} (its aliases: {known}); set one with MLflow's "
+            "set_registered_model_alias or use a version number"
+        )
 
     def _move(self, name: str, number: str, stage: Stage) -> tuple[VersionInfo, str | None]:
         self._model_version(name, number)
@@ -344,7 +376,8 @@ class ModelRegistry:
         if not result.passed:
             raise PromotionRefusedError(
                 f"Promotion of model '{name}' version {number} refused by the "
-                f"'{gate.metric}' gate: {result.message}")
+                f"'{gate.metric}' gate: {result.message}"
+            )
         return result
 
     def _ensure_model(self, name: str) -> None:
@@ -360,10 +393,14 @@ class ModelRegistry:
         if status == "READY":
             return _mlflow.to_version_info(mv)
         if status == "PENDING_REGISTRATION":
-            raise NotReadyError(f"Model '{name}' version {number} is still being registered "
-                                f"in {self.uri}; check again in a moment")
-        raise SibylError(f"Registering model '{name}' version {number} failed in {self.uri}: "
-                         f"{mv.status_message or status}; check the model URI and retry")
+            raise NotReadyError(
+                f"Model '{name}' version {number} is still being registered "
+                f"in {self.uri}; check again in a moment"
+            )
+        raise SibylError(
+            f"Registering model '{name}' version {number} failed in {self.uri}: "
+            f"{mv.status_message or status}; check the model URI and retry"
+        )
 
 
 def _version_number(version: str | int) -> str:
@@ -371,7 +408,9 @@ def _version_number(version: str | int) -> str:
     if not text.isdigit():
         raise InvalidInputError(
             f"'{version}' is not a version number; use a number such as 3 (resolve aliases "
-            "such as 'production' with ModelRegistry.resolve)", field="version")
+            "such as 'production' with ModelRegistry.resolve)",
+            field="version",
+        )
     return str(int(text))
 
 
@@ -380,4 +419,5 @@ def _check_user_tags(tags: dict[str, str]) -> None:
     if reserved:
         raise InvalidInputError(
             f"Tags {reserved} are managed by sibyl; use set_stage / set_semver instead",
-            field="tags")
+            field="tags",
+        )

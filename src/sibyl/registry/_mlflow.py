@@ -66,7 +66,8 @@ def translate(exc: BaseException, uri: str) -> SibylError:
     if is_unreachable(exc):
         return BackendUnavailableError(
             f"MLflow registry {where} cannot be reached ({_first_line(exc)}); check that the "
-            "tracking server or database is running and the registry URI is right")
+            "tracking server or database is running and the registry URI is right"
+        )
     code = getattr(exc, "error_code", None)
     text = f"{_first_line(exc)} (registry {where})"
     if code in _NOT_FOUND:
@@ -83,8 +84,14 @@ def is_unreachable(exc: BaseException) -> bool:
     import requests
     import sqlalchemy.exc
 
-    unreachable = (requests.ConnectionError, requests.Timeout, sqlalchemy.exc.OperationalError,
-                   sqlalchemy.exc.InterfaceError, ConnectionError, TimeoutError)
+    unreachable = (
+        requests.ConnectionError,
+        requests.Timeout,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        ConnectionError,
+        TimeoutError,
+    )
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, unreachable):
@@ -138,8 +145,9 @@ def stage_of(aliases: tuple[str, ...] | list[str], tag: str | None) -> Stage:
     return Stage.DRAFT if tagged is Stage.STAGING else tagged
 
 
-def to_version_info(mv: ModelVersion, model_aliases: Mapping[str, str] | None = None
-                    ) -> VersionInfo:
+def to_version_info(
+    mv: ModelVersion, model_aliases: Mapping[str, str] | None = None
+) -> VersionInfo:
     """A :class:`VersionInfo` from MLflow's ``ModelVersion`` (no extra backend call).
 
     Pass the model's alias map when ``mv`` comes from a search: MLflow's SQL store leaves

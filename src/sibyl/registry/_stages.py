@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-def apply_stage(client: MlflowClient, name: str, version: str, stage: Stage,
-                aliases: dict[str, str]) -> str | None:
+def apply_stage(
+    client: MlflowClient, name: str, version: str, stage: Stage, aliases: dict[str, str]
+) -> str | None:
     """Put ``version`` of ``name`` in ``stage``; return the version that held the stage before.
 
     ``aliases`` is the model's alias → version map read just before. Rules: production and
@@ -44,8 +45,9 @@ def apply_stage(client: MlflowClient, name: str, version: str, stage: Stage,
     return previous
 
 
-def _drop_aliases(client: MlflowClient, name: str, version: str, stage: Stage,
-                  aliases: dict[str, str]) -> None:
+def _drop_aliases(
+    client: MlflowClient, name: str, version: str, stage: Stage, aliases: dict[str, str]
+) -> None:
     for alias, holder in aliases.items():
         if holder != version:
             continue
@@ -53,8 +55,9 @@ def _drop_aliases(client: MlflowClient, name: str, version: str, stage: Stage,
             client.delete_registered_model_alias(name, alias)
 
 
-def _demote(client: MlflowClient, name: str, previous: str, stage: Stage,
-            aliases: dict[str, str]) -> None:
+def _demote(
+    client: MlflowClient, name: str, previous: str, stage: Stage, aliases: dict[str, str]
+) -> None:
     """The version that just lost ``stage``'s alias: archived after production, else draft."""
     if stage is Stage.PRODUCTION:
         others = {a: v for a, v in aliases.items() if a != Stage.PRODUCTION.value}
@@ -65,30 +68,44 @@ def _demote(client: MlflowClient, name: str, previous: str, stage: Stage,
         client.set_model_version_tag(name, previous, STAGE_TAG, Stage.DRAFT.value)
 
 
-def evaluate_gate(gate: Gate, candidate: float | None, production: float | None,
-                  production_version: str | None) -> GateResult:
+def evaluate_gate(
+    gate: Gate, candidate: float | None, production: float | None, production_version: str | None
+) -> GateResult:
     """Decide ``gate`` for a candidate metric value against production's (pure function).
 
     No production version → passes. Candidate without the metric → refused (say what to log).
     Production without the metric → passes (nothing to compare against).
     """
     if production_version is None:
-        return GateResult(True, candidate, None,
-                          f"no production version yet; '{gate.metric}' not compared")
+        return GateResult(
+            True, candidate, None, f"no production version yet; '{gate.metric}' not compared"
+        )
     if candidate is None or math.isnan(candidate):
-        return GateResult(False, None, production,
-                          f"the candidate's run has no metric '{gate.metric}'; log it with "
-                          f"mlflow.log_metric('{gate.metric}', …) or promote without a gate")
+        return GateResult(
+            False,
+            None,
+            production,
+            f"the candidate's run has no metric '{gate.metric}'; log it with "
+            f"mlflow.log_metric('{gate.metric}', …) or promote without a gate",
+        )
     if production is None or math.isnan(production):
-        return GateResult(True, candidate, None,
-                          f"production version {production_version}'s run has no metric "
-                          f"'{gate.metric}'; nothing to compare against")
+        return GateResult(
+            True,
+            candidate,
+            None,
+            f"production version {production_version}'s run has no metric "
+            f"'{gate.metric}'; nothing to compare against",
+        )
     gain = candidate - production if gate.higher_is_better else production - candidate
     passed = gain >= -gate.tolerance
     verdict = _verdict(gain, gate.tolerance, passed)
-    return GateResult(passed, candidate, production,
-                      f"{gate.metric} {candidate:.6g} vs {production:.6g} of production version "
-                      f"{production_version}: {verdict}")
+    return GateResult(
+        passed,
+        candidate,
+        production,
+        f"{gate.metric} {candidate:.6g} vs {production:.6g} of production version "
+        f"{production_version}: {verdict}",
+    )
 
 
 def _verdict(gain: float, tolerance: float, passed: bool) -> str:

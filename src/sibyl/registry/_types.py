@@ -54,7 +54,8 @@ def parse_stage(value: str | Stage) -> Stage:
     except ValueError:
         valid = ", ".join(s.value for s in Stage)
         raise InvalidInputError(
-            f"Unknown stage '{value}'; use one of: {valid}", field="stage") from None
+            f"Unknown stage '{value}'; use one of: {valid}", field="stage"
+        ) from None
 
 
 def validate_semver(semver: str) -> str:
@@ -63,7 +64,9 @@ def validate_semver(semver: str) -> str:
     if not _SEMVER.fullmatch(text):
         raise InvalidInputError(
             f"'{semver}' is not a semantic version; use MAJOR.MINOR.PATCH such as 1.4.2 "
-            "(numbers without leading zeros)", field="semver")
+            "(numbers without leading zeros)",
+            field="semver",
+        )
     return text
 
 
@@ -134,11 +137,11 @@ class Gate:
 
     def __post_init__(self) -> None:
         if not self.metric:
-            raise InvalidInputError("A gate needs a metric name such as 'accuracy'",
-                                    field="metric")
+            raise InvalidInputError("A gate needs a metric name such as 'accuracy'", field="metric")
         if self.tolerance < 0:
             raise InvalidInputError(
-                f"Gate tolerance must be >= 0, got {self.tolerance}", field="tolerance")
+                f"Gate tolerance must be >= 0, got {self.tolerance}", field="tolerance"
+            )
 
 
 @dataclass(frozen=True, slots=True)

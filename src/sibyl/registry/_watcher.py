@@ -47,12 +47,15 @@ class RegistryWatcher:
     nothing is lost, only delayed). :meth:`poll_once` is the same step, synchronously.
     """
 
-    def __init__(self, registry: AliasSource, interval_s: float,
-                 on_change: Callable[[AliasChange], None]) -> None:
+    def __init__(
+        self, registry: AliasSource, interval_s: float, on_change: Callable[[AliasChange], None]
+    ) -> None:
         if interval_s <= 0:
             raise InvalidInputError(
                 f"Registry watch interval must be > 0 s, got {interval_s}; to disable "
-                "watching, do not start a watcher", field="interval_s")
+                "watching, do not start a watcher",
+                field="interval_s",
+            )
         self.registry = registry
         self.interval_s = interval_s
         self.on_change = on_change
@@ -73,8 +76,9 @@ class RegistryWatcher:
             return
         self._stop = threading.Event()  # fresh: a slow old thread keeps its own, set, event
         self._baseline()
-        self._thread = threading.Thread(target=self._run, args=(self._stop,),
-                                        name="sibyl-registry-watcher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop,), name="sibyl-registry-watcher", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -118,5 +122,10 @@ class RegistryWatcher:
         try:
             self.on_change(change)
         except Exception as exc:
-            log.error("registry_watch_callback_failed", model=change.name, alias=change.alias,
-                      new_version=change.new_version, error=repr(exc))
+            log.error(
+                "registry_watch_callback_failed",
+                model=change.name,
+                alias=change.alias,
+                new_version=change.new_version,
+                error=repr(exc),
+            )

@@ -20,13 +20,26 @@ Array = np.ndarray[Any, Any]
 # Final estimators whose ``predict`` is ``classes_[argmax(predict_proba)]``: for them one
 # ``predict_proba`` call gives both outputs, halving the cost of a call. Anything else (SVC with
 # Platt scaling, tuned-threshold classifiers, custom estimators) is asked for both.
-_ARGMAX_CLASSIFIERS = frozenset({
-    "LogisticRegression", "HistGradientBoostingClassifier", "RandomForestClassifier",
-    "ExtraTreesClassifier", "GradientBoostingClassifier", "DecisionTreeClassifier",
-    "ExtraTreeClassifier", "KNeighborsClassifier", "GaussianNB", "MultinomialNB",
-    "BernoulliNB", "ComplementNB", "MLPClassifier", "CalibratedClassifierCV",
-    "XGBClassifier", "LGBMClassifier",
-})
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "LogisticRegression",
+        "HistGradientBoostingClassifier",
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "GradientBoostingClassifier",
+        "DecisionTreeClassifier",
+        "ExtraTreeClassifier",
+        "KNeighborsClassifier",
+        "GaussianNB",
+        "MultinomialNB",
+        "BernoulliNB",
+        "ComplementNB",
+        "MLPClassifier",
+        "CalibratedClassifierCV",
+        "XGBClassifier",
+        "LGBMClassifier",
+    }
+)
 
 
 class SklearnPredictor:
@@ -137,8 +150,10 @@ def booster_objective(booster: Any) -> tuple[str, int]:
     """``(objective, number of classes)`` of a raw xgboost or lightgbm booster."""
     if type(booster).__module__.startswith("xgboost"):
         learner = json.loads(booster.save_config())["learner"]
-        return (str(learner["objective"]["name"]),
-                int(learner["learner_model_param"].get("num_class", 0)))
+        return (
+            str(learner["objective"]["name"]),
+            int(learner["learner_model_param"].get("num_class", 0)),
+        )
     params = getattr(booster, "params", None) or {}
     objective = str(params.get("objective", "")).split(" ")[0]
     return objective, int(booster.num_model_per_iteration())
@@ -146,14 +161,37 @@ def booster_objective(booster: Any) -> tuple[str, int]:
 
 _XGB_CLASSIFIERS = ("binary:logistic", "binary:hinge", "multi:softprob", "multi:softmax")
 _XGB_REGRESSORS = ("reg:", "count:", "survival:")
-_LGB_CLASSIFIERS = frozenset({"binary", "multiclass", "softmax", "multiclassova", "multiclass_ova",
-                              "ova", "ovr"})
-_LGB_REGRESSORS = frozenset({
-    "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "rmse",
-    "root_mean_squared_error", "regression_l1", "l1", "mean_absolute_error", "mae", "huber",
-    "fair", "poisson", "quantile", "mape", "mean_absolute_percentage_error", "gamma",
-    "tweedie", "cross_entropy", "xentropy", "cross_entropy_lambda", "xentlambda",
-})
+_LGB_CLASSIFIERS = frozenset(
+    {"binary", "multiclass", "softmax", "multiclassova", "multiclass_ova", "ova", "ovr"}
+)
+_LGB_REGRESSORS = frozenset(
+    {
+        "regression",
+        "regression_l2",
+        "l2",
+        "mean_squared_error",
+        "mse",
+        "l2_root",
+        "rmse",
+        "root_mean_squared_error",
+        "regression_l1",
+        "l1",
+        "mean_absolute_error",
+        "mae",
+        "huber",
+        "fair",
+        "poisson",
+        "quantile",
+        "mape",
+        "mean_absolute_percentage_error",
+        "gamma",
+        "tweedie",
+        "cross_entropy",
+        "xentropy",
+        "cross_entropy_lambda",
+        "xentlambda",
+    }
+)
 
 
 def objective_task(objective: str, *, is_xgboost: bool) -> Task:

@@ -89,8 +89,9 @@ class OnnxPredictor:
         return Prediction(out.astype(np.float64))
 
 
-def onnx_precheck(settings: RuntimeSettings, schema: InputSchema, flavor: str, task: Task
-                  ) -> str | None:
+def onnx_precheck(
+    settings: RuntimeSettings, schema: InputSchema, flavor: str, task: Task
+) -> str | None:
     """Why ONNX is not even tried for this model, or ``None`` when it should be."""
     if not settings.onnx:
         return "ONNX disabled by settings"
@@ -124,29 +125,35 @@ def compile_onnx(
         _import_onnx()
     except ImportError as exc:
         return None, EngineChoice(
-            fallback, f"onnx extra not installed: pip install 'sibyl[onnx]' ({exc.name})")
+            fallback, f"onnx extra not installed: pip install 'sibyl[onnx]' ({exc.name})"
+        )
     try:
         proto = convert(model, len(schema.names))
     except Exception as exc:  # converters raise anything; the reason carries it
         converter = "onnxmltools" if _booster_library(model) else "skl2onnx"
         return None, EngineChoice(
-            fallback, f"{converter} cannot convert {_type_name(model)}: {_short(exc)}")
+            fallback, f"{converter} cannot convert {_type_name(model)}: {_short(exc)}"
+        )
     try:
         compiled, check = _open_and_verify(proto, native, sample, settings)
     except Exception as exc:  # a native or ORT failure on the sample: serve native
         return None, EngineChoice(fallback, f"verification failed: {_short(exc)}")
     if not check.ok:
-        return None, EngineChoice(fallback, f"verification failed: {check.problem}",
-                                  check.max_abs_diff)
-    reason = (f"compiled to ONNX; verified on {check.rows} rows, max |Δ| "
-              f"{check.max_abs_diff:.1e} ≤ atol {settings.onnx_atol:g} + rtol "
-              f"{settings.onnx_rtol:g}·|native|")
+        return None, EngineChoice(
+            fallback, f"verification failed: {check.problem}", check.max_abs_diff
+        )
+    reason = (
+        f"compiled to ONNX; verified on {check.rows} rows, max |Δ| "
+        f"{check.max_abs_diff:.1e} ≤ atol {settings.onnx_atol:g} + rtol "
+        f"{settings.onnx_rtol:g}·|native|"
+    )
     details = {"native_engine": str(fallback), "onnx_bytes": proto.ByteSize()}
     return compiled, EngineChoice(Engine.ONNX, reason, check.max_abs_diff, details)
 
 
-def _open_and_verify(proto: Any, native: Predictor, sample: Array, settings: RuntimeSettings
-                     ) -> tuple[OnnxPredictor, Verification]:
+def _open_and_verify(
+    proto: Any, native: Predictor, sample: Array, settings: RuntimeSettings
+) -> tuple[OnnxPredictor, Verification]:
     want = native.predict(sample)
     task = getattr(native, "task", Task.OTHER)
     compiled = OnnxPredictor(
@@ -224,8 +231,11 @@ def register_converters() -> None:
       inside sklearn pipelines.
     """
     with _REGISTER_LOCK:
-        for library, register in (("sklearn", _register_hgb), ("xgboost", _register_xgboost),
-                                  ("lightgbm", _register_lightgbm)):
+        for library, register in (
+            ("sklearn", _register_hgb),
+            ("xgboost", _register_xgboost),
+            ("lightgbm", _register_lightgbm),
+        ):
             if library not in _REGISTERED and library in sys.modules:
                 register()
                 _REGISTERED.add(library)
@@ -254,13 +264,23 @@ def _register_hgb() -> None:
     )
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    _register(HistGradientBoostingClassifier, "SibylHistGradientBoostingClassifier",
-              _with_int_tracks(convert_sklearn_random_forest_classifier),
-              {"zipmap": [True, False, "columns"], "raw_scores": [True, False],
-               "output_class_labels": [False, True], "nocl": [True, False]})
-    _register(HistGradientBoostingRegressor, "SibylHistGradientBoostingRegressor",
-              _with_int_tracks(convert_sklearn_random_forest_regressor_converter),
-              {"raw_scores": [True, False]})
+    _register(
+        HistGradientBoostingClassifier,
+        "SibylHistGradientBoostingClassifier",
+        _with_int_tracks(convert_sklearn_random_forest_classifier),
+        {
+            "zipmap": [True, False, "columns"],
+            "raw_scores": [True, False],
+            "output_class_labels": [False, True],
+            "nocl": [True, False],
+        },
+    )
+    _register(
+        HistGradientBoostingRegressor,
+        "SibylHistGradientBoostingRegressor",
+        _with_int_tracks(convert_sklearn_random_forest_regressor_converter),
+        {"raw_scores": [True, False]},
+    )
 
 
 def _with_int_tracks(stock: Any) -> Any:
@@ -289,15 +309,19 @@ def _register_lightgbm() -> None:
 _TREE_CLASSIFIER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
 
 
-def _register(model: type, alias: str, converter: Any, options: dict[str, Any] | None = None
-              ) -> None:
+def _register(
+    model: type, alias: str, converter: Any, options: dict[str, Any] | None = None
+) -> None:
     """Classifiers are the registrations with a ``zipmap`` option (skl2onnx's own rule)."""
     from skl2onnx import update_registered_converter
     from skl2onnx.common import shape_calculator as sc
 
     is_classifier = options is not None and "zipmap" in options
-    shapes = (sc.calculate_linear_classifier_output_shapes if is_classifier
-              else sc.calculate_linear_regressor_output_shapes)
+    shapes = (
+        sc.calculate_linear_classifier_output_shapes
+        if is_classifier
+        else sc.calculate_linear_regressor_output_shapes
+    )
     update_registered_converter(model, alias, shapes, converter, options=options)
 
 
@@ -314,8 +338,9 @@ def verify(want: Prediction, got: Prediction, *, atol: float, rtol: float) -> Ve
     out = got.probabilities if want.probabilities is not None else got.predictions
     if out is None or out.shape != ref.shape:
         got_shape = None if out is None else out.shape
-        return Verification(False, n, float("inf"), f"output shape {got_shape} differs from "
-                            f"the native {ref.shape}")
+        return Verification(
+            False, n, float("inf"), f"output shape {got_shape} differs from the native {ref.shape}"
+        )
     if want.probabilities is None and want.classes is not None:
         return _check_labels(want, got, None, n, 0.0)  # classifier without probabilities
     ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
@@ -327,24 +352,35 @@ def verify(want: Prediction, got: Prediction, *, atol: float, rtol: float) -> Ve
     bad = diff > bound
     if bad.any():
         rows_bad = int(bad.reshape(n, -1).any(axis=1).sum())
-        return Verification(False, n, worst, f"max |Δ| {worst:.1e} > tolerance (atol {atol:g} "
-                            f"+ rtol {rtol:g}·|native|) on {rows_bad} of {n} rows")
+        return Verification(
+            False,
+            n,
+            worst,
+            f"max |Δ| {worst:.1e} > tolerance (atol {atol:g} "
+            f"+ rtol {rtol:g}·|native|) on {rows_bad} of {n} rows",
+        )
     if want.classes is None:
         return Verification(True, n, worst)
     margin_tol = None if want.probabilities is None else 2 * bound.max(axis=1)
     return _check_labels(want, got, margin_tol, n, worst)
 
 
-def _check_labels(want: Prediction, got: Prediction, margin_tol: Array | None, n: int,
-                  worst: float) -> Verification:
+def _check_labels(
+    want: Prediction, got: Prediction, margin_tol: Array | None, n: int, worst: float
+) -> Verification:
     differ = np.asarray(want.predictions != got.predictions).reshape(n, -1).any(axis=1)
     if differ.any() and margin_tol is not None and want.probabilities is not None:
         top2 = np.sort(want.probabilities, axis=1)[:, -2:]
         close = (top2[:, 1] - top2[:, 0]) <= margin_tol
         differ &= ~close
     if differ.any():
-        return Verification(False, n, worst, f"labels differ on {int(differ.sum())} of {n} rows "
-                            "where the native model is not near a tie")
+        return Verification(
+            False,
+            n,
+            worst,
+            f"labels differ on {int(differ.sum())} of {n} rows "
+            "where the native model is not near a tie",
+        )
     return Verification(True, n, worst)
 
 

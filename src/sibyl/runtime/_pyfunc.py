@@ -95,8 +95,7 @@ def pyfunc_rows(out: Any, n: int) -> Array:
     if isinstance(out, dict):
         out = pd.DataFrame(out)
     if isinstance(out, pd.DataFrame):
-        arr = out.iloc[:, 0].to_numpy() if out.shape[1] == 1 else _objects(
-            out.to_dict("records"))
+        arr = out.iloc[:, 0].to_numpy() if out.shape[1] == 1 else _objects(out.to_dict("records"))
     elif isinstance(out, pd.Series):
         arr = out.to_numpy()
     elif isinstance(out, list):
@@ -107,8 +106,10 @@ def pyfunc_rows(out: Any, n: int) -> Array:
         arr = arr.reshape(len(arr))
     if arr.ndim == 0 or len(arr) != n:
         got = "a scalar" if arr.ndim == 0 else f"{len(arr)} outputs"
-        raise PredictionError(f"the pyfunc model returned {got} for {n} input rows; "
-                              "its predict must return one output per row")
+        raise PredictionError(
+            f"the pyfunc model returned {got} for {n} input rows; "
+            "its predict must return one output per row"
+        )
     return arr
 
 

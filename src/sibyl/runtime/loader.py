@@ -78,10 +78,20 @@ class LoadedModel:
     ) -> LoadedModel:
         """Wrap a plain Python predictor; it serves as is with :attr:`Engine.PYTHON`."""
         return cls(
-            name=name, version=version, predictor=predictor, native=predictor, schema=schema,
-            engine=EngineChoice(Engine.PYTHON, "plain Python predictor"), flavor="python",
-            task=task, classes=classes, input_example=input_example, memory_bytes=0,
-            load_seconds=0.0, signature_text=None, output_names=("predictions",),
+            name=name,
+            version=version,
+            predictor=predictor,
+            native=predictor,
+            schema=schema,
+            engine=EngineChoice(Engine.PYTHON, "plain Python predictor"),
+            flavor="python",
+            task=task,
+            classes=classes,
+            input_example=input_example,
+            memory_bytes=0,
+            load_seconds=0.0,
+            signature_text=None,
+            output_names=("predictions",),
         )
 
 
@@ -122,10 +132,18 @@ def load_model(
         with step(f"warming it up on {settings.warmup_rows} rows", _HINT_WARMUP):
             _warm_up(predictor, schema, example, settings.warmup_rows)
     return LoadedModel(
-        name=name, version=version, predictor=predictor, native=native, schema=schema,
-        engine=choice, flavor=flavor, task=getattr(native, "task", Task.OTHER),
-        classes=getattr(native, "classes", None), input_example=example,
-        memory_bytes=_memory_growth(rss_before, path), load_seconds=time.perf_counter() - started,
+        name=name,
+        version=version,
+        predictor=predictor,
+        native=native,
+        schema=schema,
+        engine=choice,
+        flavor=flavor,
+        task=getattr(native, "task", Task.OTHER),
+        classes=getattr(native, "classes", None),
+        input_example=example,
+        memory_bytes=_memory_growth(rss_before, path),
+        load_seconds=time.perf_counter() - started,
         signature_text=None if mlmodel.signature is None else str(mlmodel.signature),
         output_names=_output_names(mlmodel.signature),
     )
@@ -140,17 +158,23 @@ def choose_flavor(flavors: Mapping[str, Any]) -> str:
 
 
 # -- steps -------------------------------------------------------------------------------------
-_HINT_ARTIFACTS = ("check that {path} holds a complete MLflow model (an MLmodel file next to the "
-                   "model data); delete that directory to download the artifacts again")
+_HINT_ARTIFACTS = (
+    "check that {path} holds a complete MLflow model (an MLmodel file next to the "
+    "model data); delete that directory to download the artifacts again"
+)
 _HINT_FLAVOR = "log the model with mlflow.sklearn, mlflow.xgboost, mlflow.lightgbm or mlflow.pyfunc"
 _HINT_NAN_TAG = f"set the version tag '{NAN_POLICY_TAG}' to 'reject' or 'allow'"
 _HINT_RELOG = "log the model again with a valid signature (mlflow.models.infer_signature)"
-_HINT_LIBRARIES = ("check that this environment has the libraries and versions the model was "
-                   "logged with (its requirements.txt); sklearn models that skops refuses load "
-                   "when logged with serialization_format='cloudpickle'")
+_HINT_LIBRARIES = (
+    "check that this environment has the libraries and versions the model was "
+    "logged with (its requirements.txt); sklearn models that skops refuses load "
+    "when logged with serialization_format='cloudpickle'"
+)
 _HINT_ONNX = "set runtime.onnx = false (SIBYL_RUNTIME__ONNX=false) to serve it natively"
-_HINT_WARMUP = ("the model raised on its own input example; fix the model or its input example "
-                "and register a new version")
+_HINT_WARMUP = (
+    "the model raised on its own input example; fix the model or its input example "
+    "and register a new version"
+)
 
 
 class _Steps:
@@ -197,8 +221,9 @@ def _input_example(mlmodel: Any, path: Path, schema: InputSchema) -> Batch | Non
         return None
 
 
-def _load_native(flavor: str, path: Path, schema: InputSchema, signature: Any,
-                 settings: RuntimeSettings) -> tuple[Predictor, Any]:
+def _load_native(
+    flavor: str, path: Path, schema: InputSchema, signature: Any, settings: RuntimeSettings
+) -> tuple[Predictor, Any]:
     threads = settings.inference_threads
     if flavor == "python_function":
         import mlflow.pyfunc
@@ -212,8 +237,14 @@ def _load_native(flavor: str, path: Path, schema: InputSchema, signature: Any,
     return SklearnPredictor(model, columns=schema.names, threads=threads, engine=engine), model
 
 
-def _choose_engine(raw: Any, native: Predictor, schema: InputSchema, settings: RuntimeSettings,
-                   flavor: str, example: Batch | None) -> tuple[Predictor, EngineChoice]:
+def _choose_engine(
+    raw: Any,
+    native: Predictor,
+    schema: InputSchema,
+    settings: RuntimeSettings,
+    flavor: str,
+    example: Batch | None,
+) -> tuple[Predictor, EngineChoice]:
     fallback = getattr(native, "engine", Engine.PYTHON)
     skip = onnx_precheck(settings, schema, flavor, getattr(native, "task", Task.OTHER))
     if skip is not None:
@@ -247,8 +278,7 @@ def verification_batch(example: Array | None, schema: InputSchema, rows: int) ->
     return np.concatenate([example, synthetic_batch(example, schema, extra)], axis=0)
 
 
-def synthetic_batch(example: Array | None, schema: InputSchema, rows: int, seed: int = 0
-                    ) -> Array:
+def synthetic_batch(example: Array | None, schema: InputSchema, rows: int, seed: int = 0) -> Array:
     """``rows`` rows: the example tiled plus Gaussian noise scaled by each column's spread.
 
     A column's scale is the example's standard deviation, or 1 where that is 0 (or there is no

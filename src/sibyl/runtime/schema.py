@@ -230,22 +230,27 @@ class InputSchema:
         return self._build_frame(rows, field)
 
     def _build_numeric(self, rows: list[list[Any]], field: str) -> np.ndarray[Any, Any]:
+        nulls = False
         for r in rows:
             for v in r:
                 t = type(v)
                 if t is not float and t is not int and t is not bool:
                     if v is None:
+                        nulls = True
                         continue
-                    self._raise_type(rows, field)
+                    if not isinstance(v, (np.floating, np.integer, np.bool_)):
+                        self._raise_type(rows, field)
+                    nulls = nulls or bool(np.isnan(v))
+                elif t is float and v != v:  # NaN (never from JSON, possible from frames)
+                    nulls = True
         try:
             arr = np.array(rows, dtype=np.float64)
         except (TypeError, ValueError, OverflowError):
             self._raise_type(rows, field)
         if self._strict_ints:
             self._check_ints(arr, field)
-        nans = np.isnan(arr)
-        if nans.any():
-            self._check_nans(nans, field)
+        if nulls:
+            self._check_nans(np.isnan(arr), field)
         return arr
 
     def _check_ints(self, arr: np.ndarray[Any, Any], field: str) -> None:
@@ -323,6 +328,8 @@ class InputSchema:
         )
 
     def _check_name_list(self, names: Sequence[str], field: str) -> None:
+        if not all(isinstance(n, str) for n in names):
+            raise InvalidInputError(f"'{field}': column names must be strings", field=field)
         if len(set(names)) != len(names):
             raise InvalidInputError(
                 f"'{field}': duplicate column names in {list(names)}", field=field

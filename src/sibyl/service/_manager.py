@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,7 +45,7 @@ class ModelManager:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
-        self.pool = ModelPool(settings.runtime, metrics)
+        self.pool = ModelPool(settings.runtime, metrics, on_remove=self._forget)
         self._production: dict[str, ServedVersion] = {}
         self._aliases: dict[str, dict[str, str]] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[ServedVersion]] = {}
@@ -65,8 +64,13 @@ class ModelManager:
         await self.refresh_aliases()
         targets = self._preload_targets()
         for name, ref in targets:
-            with contextlib.suppress(SibylError):
+            try:
                 await self.get(name, ref)
+            except SibylError as exc:  # load failures are recorded by _load; this covers resolve
+                self._errors.setdefault(
+                    name, {"version": ref, "error": exc.message, "at": time.time()}
+                )
+                log.error("preload_failed", model=name, ref=ref, error=exc.message)
         self._ready = True
         interval = self.settings.registry.watch_interval_s
         if interval > 0:
@@ -235,7 +239,8 @@ class ModelManager:
             threads=self.settings.runtime.inference_threads,
             observer=vm,
         )
-        sv = ServedVersion(loaded, batcher, vm)
+        limit = self.settings.batching_for(loaded.name).max_concurrency
+        sv = ServedVersion(loaded, batcher, vm, max_concurrency=limit)
         sv.idle.set()
         protected = {(s.name, s.version) for s in self._production.values()}
         self.pool.add(sv, protected)
@@ -248,6 +253,11 @@ class ModelManager:
             self._production[loaded.name] = sv
         self._aliases.setdefault(loaded.name, {})
         return sv
+
+    def _forget(self, sv: ServedVersion) -> None:
+        """The pool dropped ``sv`` (evicted or unloaded): stop routing unpinned requests to it."""
+        if self._production.get(sv.name) is sv:
+            del self._production[sv.name]
 
     # -- hot swap -------------------------------------------------------------------------------
     def _on_change_threadsafe(self, change: AliasChange) -> None:
@@ -293,6 +303,9 @@ class ModelManager:
                 serving=old.version if old else None,
             )
             return
+        if self._aliases.get(name, {}).get(PRODUCTION) != version:
+            log.info("hot_swap_superseded", model=name, version=version)
+            return  # the alias moved on while this version loaded; the newer swap decides
         self._production[name] = new  # the atomic switch
         self.metrics.swaps.labels(name).inc()
         log.info("hot_swap", model=name, old=old.version if old else None, new=version)

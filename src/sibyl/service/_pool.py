@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 
@@ -22,9 +23,15 @@ class ModelPool:
     version just added. Eviction drains the victim before closing it. Event-loop only.
     """
 
-    def __init__(self, settings: RuntimeSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        metrics: Metrics,
+        on_remove: Callable[[ServedVersion], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._on_remove = on_remove
         self._items: dict[Key, ServedVersion] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -46,6 +53,8 @@ class ModelPool:
         """Take a version out of the pool and close it in the background (after draining)."""
         sv = self._items.pop((name, version), None)
         if sv is not None:
+            if self._on_remove is not None:
+                self._on_remove(sv)
             task = asyncio.get_running_loop().create_task(self._close(sv))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,13 +119,17 @@ class PredictionService:
                 label = req.model if self.manager.known(req.model) else UNKNOWN_MODEL
                 self.metrics.count_failure(label, status_of(exc))
                 raise
+        try:
+            sv.admit()
+        except OverloadedError as exc:
+            sv.metrics.failure(status_of(exc), time.perf_counter() - started)
+            raise
         sv.acquire()
         try:
             batch = req.inputs.to_batch(sv.loaded.schema)
-            loop = asyncio.get_running_loop()
             timeout = self._default_timeout if req.timeout_s is None else req.timeout_s
             pred = await sv.batcher.predict(
-                batch, priority=req.priority, deadline=loop.time() + timeout
+                batch, priority=req.priority, deadline=time.monotonic() + timeout
             )
         except SibylError as exc:
             sv.metrics.failure(status_of(exc), time.perf_counter() - started)
@@ -138,6 +141,21 @@ class PredictionService:
         return PredictResult(
             m.name, m.version, m.engine.engine.value, req.request_id, pred, m.task, m.schema
         )
+
+    def admit(self, model: str, ref: str | None) -> None:
+        """Shed early: ``OverloadedError`` when the version is at ``max_concurrency``.
+
+        Transports call this before parsing a body; ``predict`` checks again for everyone else.
+        A version that is not loaded yet is admitted (``predict`` loads it).
+        """
+        sv = self.manager.lookup(model, ref)
+        if sv is None:
+            return
+        try:
+            sv.admit()
+        except OverloadedError as exc:
+            sv.metrics.failure(status_of(exc), 0.0)
+            raise
 
     def default_model(self) -> str:
         """The model of MLflow's ``/invocations``: the configured one, else the only one."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sibyl.batching import AdaptiveBatcher
+from sibyl.errors import OverloadedError
 from sibyl.monitoring import VersionMetrics
 from sibyl.runtime.loader import LoadedModel
 
@@ -23,6 +24,7 @@ class ServedVersion:
     loaded: LoadedModel
     batcher: AdaptiveBatcher
     metrics: VersionMetrics
+    max_concurrency: int = 64
     inflight: int = 0
     last_used: float = field(default_factory=time.monotonic)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -37,8 +39,17 @@ class ServedVersion:
         """Registry version number."""
         return self.loaded.version
 
+    def admit(self) -> None:
+        """Raise ``OverloadedError`` when ``max_concurrency`` requests are already admitted."""
+        if self.inflight >= self.max_concurrency:
+            raise OverloadedError(
+                f"model '{self.name}' version {self.version} has {self.inflight} requests in "
+                "flight (batching.max_concurrency); retry later",
+                retry_after=1,
+            )
+
     def acquire(self) -> None:
-        """A request starts using this version."""
+        """A request starts using this version (after :meth:`admit`)."""
         self.inflight += 1
         self.last_used = time.monotonic()
         self.idle.clear()

@@ -52,6 +52,18 @@ def error(exc: SibylError, request_id: str) -> bytes:
 
 
 def _media(content_type: str) -> tuple[str, str | None]:
+    cached = _MEDIA_CACHE.get(content_type)
+    if cached is None:
+        cached = _parse_media(content_type)
+        if len(_MEDIA_CACHE) < 64:  # clients send a handful of distinct values
+            _MEDIA_CACHE[content_type] = cached
+    return cached
+
+
+_MEDIA_CACHE: dict[str, tuple[str, str | None]] = {}
+
+
+def _parse_media(content_type: str) -> tuple[str, str | None]:
     parts = [p.strip() for p in content_type.split(";")]
     media = parts[0].lower()
     charset = None
@@ -91,9 +103,7 @@ def _split(value: Any) -> Inputs:
             field="dataframe_split",
         )
     columns = value.get("columns")
-    if columns is not None and not (
-        isinstance(columns, list) and all(isinstance(c, str) for c in columns)
-    ):
+    if columns is not None and not isinstance(columns, list):
         raise InvalidInputError(
             "'dataframe_split.columns' must be a list of column names",
             field="dataframe_split.columns",

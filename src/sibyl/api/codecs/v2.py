@@ -11,7 +11,6 @@ list selects among them. ``parameters.priority`` (1 highest, 0 default) and
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 
 import numpy as np
@@ -121,7 +120,7 @@ def error(exc: SibylError, request_id: str) -> bytes:
 def _request_id(payload: dict[str, Any], meta: Meta) -> str:
     rid = payload.get("id")
     if rid is None:
-        return meta.request_id or uuid.uuid4().hex
+        return meta.request_id
     if not isinstance(rid, str):
         raise InvalidInputError("'id' must be a string", field="id")
     return rid
