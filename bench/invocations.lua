@@ -10,7 +10,9 @@
 -- servers; the runner still reports wrk's CPU share per run to prove it.
 --
 -- response() counts statuses (wrk's own latency stats mix 2xx and 429); done() prints one JSON
--- line prefixed by "WRK_JSON " with the counts, errors and latency percentiles (microseconds).
+-- line prefixed by "WRK_JSON " with the counts, errors, latency percentiles (microseconds) and
+-- wrk's CPU time during the run (os.clock() at done() minus at the end of init(): the pool's
+-- generation is left out).
 
 local N_FEATURES = 20
 local COUNTER_BASE = 10000000 -- counters stay 8 digits wide (up to 89,999,999 requests)
@@ -72,6 +74,7 @@ function init(args)
   wrk.headers["Content-Type"] = "application/json"
   local head = header()
   for i = 1, pool_size do pool[i] = split(request_text(head)) end
+  init_clock = os.clock() -- process CPU seconds once the pool is built (read back in done())
 end
 
 function request()
@@ -96,6 +99,16 @@ local threads = {}
 
 function setup(thread)
   threads[#threads + 1] = thread
+end
+
+-- CPU seconds wrk spent from the end of the pool's generation to done(): the run itself.
+local function run_cpu_s()
+  local started
+  for _, thread in ipairs(threads) do
+    local clock = thread:get("init_clock")
+    if clock and (not started or clock < started) then started = clock end
+  end
+  return os.clock() - (started or 0)
 end
 
 local function merged_statuses()
@@ -138,11 +151,11 @@ function done(summary, latency, requests)
   -- 1 % of the 2xx count (whatever the other statuses' latencies are).
   local admitted_p99_bound = latency:percentile(100.0 - 1.0 * admitted_share)
   io.write(string.format(
-    'WRK_JSON {"requests": %d, "duration_us": %d, "bytes": %d, '
+    'WRK_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "run_cpu_s": %.4f, '
       .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
       .. '"statuses": %s, "latency_us": {"min": %d, "max": %d, "mean": %.1f, "stdev": %.1f, '
       .. '"percentiles": %s, "admitted_p99_upper_bound": %d}}\n',
-    summary.requests, summary.duration, summary.bytes,
+    summary.requests, summary.duration, summary.bytes, run_cpu_s(),
     e.connect, e.read, e.write, e.status, e.timeout,
     json_statuses(merged), latency.min, latency.max, latency.mean, latency.stdev,
     json_percentiles(latency, { 50, 90, 99, 99.9 }), admitted_p99_bound))

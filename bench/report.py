@@ -414,10 +414,11 @@ def summary(run: dict[str, Any], runs: list[CellResult], overload: list[Overload
     cells = summarize_cells(runs, order)
     overloads = summarize_overload(overload, order)
     reps = run["config"]["repeat"]
-    lines = [f"### Matrix (closed loop, 2xx counted in rates; medians of {reps} repetitions)", ""]
+    medians = f"medians of {reps} repetition" + ("s" if reps != 1 else "")
+    lines = [f"### Matrix (closed loop, 2xx counted in rates; {medians})", ""]
     lines += cells_table(cells, order)
     if overloads:
-        lines += ["", f"### Overload (medians of {reps} repetitions)", ""]
+        lines += ["", f"### Overload ({medians})", ""]
         lines += overload_table(overloads)
     lines += ["", "### Ratios and targets (per repetition, then median)", ""]
     lines += ratios_table(ratios(runs, cells, overload))
@@ -468,7 +469,8 @@ def settings_line(run: dict[str, Any]) -> list[str]:
     overrides = found.get("batching_overrides") or {}
     env = ", ".join(f"{k}={v}" for k, v in info.get("env", {}).items() if k.startswith("SIBYL_S"))
     return [
-        f"- **sibyl settings** (defaults except the model; env {env or 'none'}): "
+        f"- **sibyl settings** in force (defaults; env {env or 'none'}, a temporary "
+        "SIBYL_DATA_DIR): "
         + "; ".join(groups)
         + (f"; batching overrides {overrides}" if overrides else "")
     ]

@@ -185,18 +185,37 @@ def log_tail(server: RunningServer, lines: int = 30) -> str:
     return "\n".join(text[-lines:])
 
 
-def wait_ready(server: RunningServer, timeout_s: float) -> float:
-    """Poll the readiness path until 200 (bounded by ``timeout_s`` from the server's start);
-    return the seconds since its start."""
-    started = server.started_at
-    url = server.base_url + server.spec.ready_path
-    while time.monotonic() - started < timeout_s:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.spec.name} exited:\n{log_tail(server)}")
-        if http_status(url) == 200:
-            return time.monotonic() - started
-        time.sleep(0.25)
-    raise TimeoutError(f"{server.spec.name} not ready after {timeout_s:.0f} s:\n{log_tail(server)}")
+def is_ready(server: RunningServer) -> bool:
+    """True once the readiness path answers 200; raises if the server has exited."""
+    if server.process.poll() is not None:
+        raise RuntimeError(f"{server.spec.name} exited:\n{log_tail(server)}")
+    return http_status(server.base_url + server.spec.ready_path) == 200
+
+
+def wait_all_ready(
+    fleet: list[RunningServer], timeout_s: float
+) -> list[float | RuntimeError | TimeoutError]:
+    """Poll every server's readiness path every 0.25 s until each answers 200, exits or passes
+    ``timeout_s`` since its start: per server the seconds it took, or the error."""
+    outcome: dict[int, float | RuntimeError | TimeoutError] = {}
+    while len(outcome) < len(fleet):
+        for i, server in enumerate(fleet):
+            if i in outcome:
+                continue
+            try:
+                if is_ready(server):
+                    outcome[i] = time.monotonic() - server.started_at
+                    continue
+            except RuntimeError as error:
+                outcome[i] = error
+                continue
+            if time.monotonic() - server.started_at >= timeout_s:
+                outcome[i] = TimeoutError(
+                    f"{server.spec.name} not ready after {timeout_s:.0f} s:\n{log_tail(server)}"
+                )
+        if len(outcome) < len(fleet):
+            time.sleep(0.25)
+    return [outcome[i] for i in range(len(fleet))]
 
 
 def processes(server: RunningServer) -> list[psutil.Process]:

@@ -198,15 +198,14 @@ def start_fleet(all_specs: dict[str, servers.ServerSpec], options: Options, logd
             fleet.running[name] = servers.start(all_specs[name], logdir)
         except OSError as error:
             fleet.fail(name, error)
-    for name in list(fleet.running):
-        server = fleet.running[name]
-        try:
-            ready_s = servers.wait_ready(server, options.ready_timeout_s)
-        except (RuntimeError, TimeoutError, OSError) as error:
-            fleet.fail(name, error)
+    names = list(fleet.running)
+    outcomes = servers.wait_all_ready([fleet.running[n] for n in names], options.ready_timeout_s)
+    for name, outcome in zip(names, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            fleet.fail(name, outcome)
             continue
-        fleet.infos[name] = server_info(server, ready_s, logdir)
-        print(f"   {name} ready in {ready_s:.1f} s, affinity {fleet.infos[name]['affinity']}")
+        fleet.infos[name] = server_info(fleet.running[name], outcome, logdir)
+        print(f"   {name} ready in {outcome:.1f} s, affinity {fleet.infos[name]['affinity']}")
     for name in list(fleet.running):
         try:
             warm_up(fleet.running[name], options.warmup_s)

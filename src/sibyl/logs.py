@@ -17,7 +17,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     """
     level = logging.getLevelNamesMapping().get(settings.level.upper(), logging.INFO)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(ensure_ascii=False)
         if settings.json_logs
         else structlog.dev.ConsoleRenderer(colors=False)
     )

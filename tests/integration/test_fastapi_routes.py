@@ -154,9 +154,6 @@ def test_a_body_over_the_limit_is_413_on_both_paths(live: Env, routed: Server) -
         assert r.status_code == 413 and "over the limit" in r.json()[key], path
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with fast_path off, FastPath._with_request_id makes "
-                   "its own id and overwrites the X-Request-ID header DataPlane set, so a request "
-                   "without X-Request-ID gets a header that differs from the body's request_id")
 def test_a_generated_request_id_is_the_same_in_header_and_body(routed: Server) -> None:
     with httpx.Client(base_url=routed.url, timeout=30) as c:
         for body in ({"records": [ROW]}, {"records": [{**ROW, "f0": "x"}]}):

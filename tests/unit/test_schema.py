@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
-from mlflow.models import ModelSignature
 
 from sibyl.errors import InvalidInputError
 from sibyl.runtime.schema import ColumnSpec, InputSchema

@@ -18,7 +18,6 @@ from sibyl.api.codecs import native as native_codec
 from sibyl.api.codecs import v2 as v2_codec
 from sibyl.api.codecs._common import parse_positive, parse_priority
 from sibyl.errors import SibylError
-from sibyl.monitoring import Status
 from sibyl.service import PredictionService
 
 log = structlog.get_logger("sibyl.api")
@@ -67,18 +66,23 @@ class DataPlane:
         codec = PROTOCOLS[protocol]
         request_id = headers.get("x-request-id") or new_request_id()
         try:
-            meta = _meta(headers, request_id)
-            name = model or self.service.default_model()
-            self.service.admit(name, ref)
-            req = codec.decode(body, headers.get("content-type", ""), name, ref, meta)
+            try:  # failures before the service is called are counted here, the rest by it
+                meta = _meta(headers, request_id)
+                name = model or self.service.default_model()
+                self.service.admit(name, ref)
+                req = codec.decode(body, headers.get("content-type", ""), name, ref, meta)
+            except SibylError as exc:
+                self.service.count_rejected(model, exc)
+                raise
             result = await self.service.predict(req)
             payload: bytes = codec.encode(result, meta)
         except SibylError as exc:
             return self._error(codec, exc, request_id, model)
         except Exception as exc:  # a bug must not crash the server or leak a stack trace
             log.exception("unexpected_error", request_id=request_id, model=model)
-            self.service.metrics.count_failure(model or "", Status.ERROR)
-            return self._error(codec, SibylError(f"Internal error: {exc!r}"), request_id, model)
+            internal = SibylError(f"Internal error: {exc!r}")
+            self.service.count_rejected(model, internal)
+            return self._error(codec, internal, request_id, model)
         if self.access_log:
             log.info(
                 "predict",

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import structlog
+
 from sibyl.api.dataplane import DataPlane, Reply, new_request_id
 from sibyl.errors import PayloadTooLargeError
 
@@ -60,7 +62,10 @@ class FastPath:
             return
         route = match(scope["method"], scope["path"]) if self.enabled else None
         if route is None:
-            await self.app(scope, receive, _with_request_id(scope, send))
+            send = _with_request_id(scope, send)
+            rid = scope["state"]["request_id"]
+            with structlog.contextvars.bound_contextvars(request_id=rid):
+                await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         protocol, model, version = route

@@ -60,6 +60,8 @@ def demo(
 
     settings = settings_from(host=host, port=port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.server.default_model is None:
+        settings.server.default_model = "demo-classifier"  # what /invocations serves
     uri = settings.tracking_uri()
     with progress_status("checking the registry") as step:
         present = demo_registered(uri)

@@ -243,7 +243,10 @@ class ModelManager:
         sv = ServedVersion(loaded, batcher, vm, max_concurrency=limit)
         sv.idle.set()
         protected = {(s.name, s.version) for s in self._production.values()}
-        self.pool.add(sv, protected)
+        pinned = {
+            (s.name, s.version) for s in self._production.values() if s.name in self._required
+        }
+        self.pool.add(sv, protected, pinned)
         return sv
 
     def add_loaded(self, loaded: LoadedModel, *, production: bool = True) -> ServedVersion:
@@ -305,6 +308,8 @@ class ModelManager:
             return
         if self._aliases.get(name, {}).get(PRODUCTION) != version:
             log.info("hot_swap_superseded", model=name, version=version)
+            if version not in self._aliases.get(name, {}).values():
+                self.pool.remove(name, version)  # loaded for nothing: give the memory back
             return  # the alias moved on while this version loaded; the newer swap decides
         self._production[name] = new  # the atomic switch
         self.metrics.swaps.labels(name).inc()

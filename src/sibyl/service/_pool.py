@@ -43,11 +43,15 @@ class ModelPool:
         """Loaded versions (of one model when ``name`` is given)."""
         return [sv for sv in self._items.values() if name is None or sv.name == name]
 
-    def add(self, sv: ServedVersion, protected: set[Key]) -> None:
-        """Add a freshly loaded version, then evict others if over a limit."""
+    def add(self, sv: ServedVersion, protected: set[Key], pinned: set[Key] | None = None) -> None:
+        """Add a freshly loaded version, then evict others if over a limit.
+
+        ``protected`` versions (production) go last; ``pinned`` ones (required preloads, whose
+        eviction would make the server unready) never go.
+        """
         self._items[(sv.name, sv.version)] = sv
         self._update_gauges()
-        self._evict(keep=(sv.name, sv.version), protected=protected)
+        self._evict(keep=(sv.name, sv.version), protected=protected, pinned=pinned or set())
 
     def remove(self, name: str, version: str) -> ServedVersion | None:
         """Take a version out of the pool and close it in the background (after draining)."""
@@ -77,16 +81,23 @@ class ModelPool:
         """Measured memory of every loaded version."""
         return sum(sv.loaded.memory_bytes for sv in self._items.values())
 
-    def _evict(self, keep: tuple[str, str], protected: set[Key]) -> None:
+    def _evict(self, keep: Key, protected: set[Key], pinned: set[Key]) -> None:
         budget = self._settings.memory_budget_mb * 1024 * 1024
         while len(self._items) > self._settings.max_models or (
             self.memory_bytes() > budget and len(self._items) > 1
         ):
             victims = sorted(
-                (k for k in self._items if k != keep),
+                (k for k in self._items if k != keep and k not in pinned),
                 key=lambda k: (k in protected, self._items[k].last_used),
             )
             if not victims:
+                log.warning(
+                    "model_pool_over_limit",
+                    loaded=len(self._items),
+                    memory_bytes=self.memory_bytes(),
+                    reason="every other version is "
+                    "a required preload; raise runtime.max_models / memory_budget_mb",
+                )
                 return
             log.info(
                 "model_evicted",

@@ -145,17 +145,18 @@ class PredictionService:
     def admit(self, model: str, ref: str | None) -> None:
         """Shed early: ``OverloadedError`` when the version is at ``max_concurrency``.
 
-        Transports call this before parsing a body; ``predict`` checks again for everyone else.
-        A version that is not loaded yet is admitted (``predict`` loads it).
+        Transports call this before parsing a body (and count a refusal with
+        ``count_rejected``); ``predict`` checks again for everyone else. A version that is not
+        loaded yet is admitted (``predict`` loads it).
         """
         sv = self.manager.lookup(model, ref)
-        if sv is None:
-            return
-        try:
+        if sv is not None:
             sv.admit()
-        except OverloadedError as exc:
-            sv.metrics.failure(status_of(exc), 0.0)
-            raise
+
+    def count_rejected(self, model: str | None, exc: BaseException) -> None:
+        """Count a request refused before ``predict`` (bad body, shed, no default model)."""
+        label = model if model and self.manager.known(model) else UNKNOWN_MODEL
+        self.metrics.count_failure(label, status_of(exc))
 
     def default_model(self) -> str:
         """The model of MLflow's ``/invocations``: the configured one, else the only one."""

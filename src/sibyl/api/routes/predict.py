@@ -49,6 +49,8 @@ async def _answer(
 ) -> Response:
     plane: DataPlane = request.app.state.dataplane
     headers = {k.lower(): v for k, v in request.headers.items()}
+    # the id the front already put on the response, so header and body agree
+    headers.setdefault("x-request-id", request.state.request_id)
     try:
         body = await read_body(
             request.receive, headers, request.app.state.container.settings.server.max_body_bytes
