@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import model as bench_model  # noqa: E402
+import model as bench_model
 
 
 def median_us(fn: Callable[[], Any], n: int) -> float:

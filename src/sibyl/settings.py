@@ -45,6 +45,9 @@ class ServerSettings(BaseModel):
     fast_path: bool = True
     """Answer prediction routes from a raw-ASGI front (skips Starlette routing, ≈ 60 µs a request
     in PERFORMANCE-NOTES.md); off: the same handlers run behind FastAPI."""
+    proxy_headers: bool = False
+    """Let uvicorn rewrite the client address from ``X-Forwarded-*`` headers (a middleware on
+    every request); sibyl itself never uses client addresses."""
     gc_freeze: bool = True
     """After start-up, move every object alive then out of the garbage collector's reach
     (``gc.freeze``), so full collections do not scan the libraries' heap while serving."""

@@ -81,3 +81,16 @@ def test_from_frame_and_concat() -> None:
     np.testing.assert_array_equal(batch, [[0.5, 2.0, 1.0]])
     assert InputSchema.concat([batch, batch]).shape == (2, 3)
     assert InputSchema.n_rows(batch) == 1
+
+
+@pytest.mark.parametrize("n", [1, 8])  # both the per-value path and numpy's fast path
+def test_numeric_paths_agree_and_reject_the_same(n: int) -> None:
+    rows = [[0.5, 2, 1.0]] * n
+    np.testing.assert_array_equal(NUM.from_rows(rows), np.array(rows, dtype=float))
+    for bad, needle in (([0.5, 2, "x"], "expected a number"), ([0.5, 2.5, 1.0], "expected an integer"),
+                        ([None, 2, 1.0], "null/NaN"), ([0.5, [2], 1.0], "expected an integer"),
+                        ([float("nan"), 2, 1.0], "null/NaN")):
+        with pytest.raises(InvalidInputError, match=needle):
+            NUM.from_rows([*rows[:-1], bad])
+    nulls = NUM.from_rows([*rows[:-1], [0.5, 2, None]])  # c is optional
+    assert np.isnan(nulls[-1, 2])

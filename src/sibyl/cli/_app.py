@@ -88,32 +88,24 @@ def _run_server(settings: object) -> None:
         f"sibyl serving on http://{s.host}:{s.port}  (docs: /docs, metrics: /metrics)"
         f"  registry: {settings.tracking_uri()}"
     )
-    if s.workers > 1:
+    common: dict[str, object] = {
+        "host": s.host,
+        "port": s.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "warning",
+        "access_log": False,
+        "proxy_headers": s.proxy_headers,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if s.workers > 1:  # each worker process builds its own app from the environment
         _export(settings)
-        uvicorn.run(
-            "sibyl.api.app:create_app",
-            factory=True,
-            host=s.host,
-            port=s.port,
-            workers=s.workers,
-            loop="uvloop",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-        )
+        uvicorn.run("sibyl.api.app:create_app", factory=True, workers=s.workers, **common)  # type: ignore[arg-type]
         return
     from sibyl.api import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=s.host,
-        port=s.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
 
 
 def _export(settings: object) -> None:

@@ -230,6 +230,29 @@ class InputSchema:
         return self._build_frame(rows, field)
 
     def _build_numeric(self, rows: list[list[Any]], field: str) -> np.ndarray[Any, Any]:
+        # fast path: numpy infers a numeric dtype only when every value is a number or a bool;
+        # strings, nulls, nested or ragged rows fall through to the exact (slower) checks.
+        # Below a few rows the fixed cost of the extra ufuncs outweighs the per-value loop.
+        if len(rows) < 4:
+            return self._build_numeric_exact(rows, field)
+        try:
+            arr = np.array(rows)
+        except (TypeError, ValueError, OverflowError):
+            return self._build_numeric_exact(rows, field)
+        kind = arr.dtype.kind
+        if arr.ndim != 2 or kind not in "fiub":
+            return self._build_numeric_exact(rows, field)
+        if kind != "f":
+            return arr.astype(np.float64)
+        arr = arr.astype(np.float64, copy=False)
+        if self._strict_ints:
+            self._check_ints(arr, field)
+        nans = np.isnan(arr)
+        if nans.any():
+            self._check_nans(nans, field)
+        return arr
+
+    def _build_numeric_exact(self, rows: list[list[Any]], field: str) -> np.ndarray[Any, Any]:
         nulls = False
         for r in rows:
             for v in r:
