@@ -115,8 +115,12 @@ class BatchSettings(BaseModel):
     eager: bool = True
     """Dispatch at once when the model is idle and nothing else arrived in the same event-loop
     turn (low latency at low load; batches grow by themselves under load)."""
-    max_queue_rows: int = 512
+    max_queue_rows: int = 2048
     """Rows a priority lane may hold; beyond it requests get 429 with ``Retry-After``."""
+    max_queue_delay_ms: float = 100.0
+    """Shed (429) a request when the rows ahead of it in its lane would take longer than this to
+    predict, estimated from the measured cost per row — a bound in time, whatever the model's
+    speed."""
     max_concurrency: int = 64
     """Requests of one model version admitted at once (parsed, queued or running); more get 429
     before their body is parsed, so overload is shed cheaply and admitted requests stay fast."""

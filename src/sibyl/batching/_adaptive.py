@@ -61,8 +61,9 @@ class AdaptiveBatcher:
       unsplit). ``eager`` (default): an idle worker starts on whatever is queued when it wakes;
       otherwise it waits until the batch is full or its oldest request has waited
       ``max_wait_ms``.
-    * Each lane holds at most ``max_queue_rows`` rows; beyond that :class:`OverloadedError`
-      (429) with a ``retry_after`` estimated from the measured cost per row.
+    * Each lane holds at most ``max_queue_rows`` rows and at most ``max_queue_delay_ms`` of
+      estimated work (rows times the measured cost per row); beyond that :class:`OverloadedError`
+      (429) with a ``retry_after`` estimated from the same cost.
     * A request whose deadline (``time.monotonic()`` seconds, the loop's clock) passes while
       queued gets ``DeadlineExceededError`` without running the model; one whose caller gives up
       frees its queue space at once.
@@ -92,7 +93,8 @@ class AdaptiveBatcher:
         self._pending = 0  # loop side: requests queued or running
         self._drained = asyncio.Event()
         self._drained.set()
-        self._row_cost = 1e-4  # EWMA seconds per row, seeds Retry-After
+        self._row_cost = 1e-4  # EWMA seconds per row (a seed until the first batch is measured)
+        self._measured = False
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
             target=self._work, args=(threads,), name=f"sibyl-{name}", daemon=True
@@ -110,11 +112,12 @@ class AdaptiveBatcher:
         item = _Item(batch, rows, priority, self._loop.create_future(), deadline, time.monotonic())
         with self._cond:
             lane = self._lanes[priority]
-            if lane.rows and lane.rows + rows > self.settings.max_queue_rows:
+            if lane.rows and self._full(lane.rows + rows):
                 raise OverloadedError(
                     f"model '{self.name}' queue is full ({lane.rows} rows waiting in the "
-                    f"{priority.name.lower()} lane); retry later or raise "
-                    "batching.max_queue_rows",
+                    f"{priority.name.lower()} lane, ≈ {lane.rows * self._row_cost * 1e3:.0f} ms "
+                    "of work); retry later or raise batching.max_queue_rows / "
+                    "max_queue_delay_ms",
                     retry_after=self._retry_after(),
                 )
             lane.items.append(item)
@@ -202,6 +205,11 @@ class AdaptiveBatcher:
             self._pending = 0
             self._drained.set()
 
+    def _full(self, rows: int) -> bool:
+        """Whether a lane holding ``rows`` would be over its row or time bound."""
+        s = self.settings
+        return rows > s.max_queue_rows or rows * self._row_cost * 1e3 > s.max_queue_delay_ms
+
     def _retry_after(self) -> float:
         queued = sum(lane.rows for lane in self._lanes.values())
         return float(max(1, math.ceil(queued * self._row_cost)))
@@ -222,7 +230,9 @@ class AdaptiveBatcher:
                 results = self._call(items)
                 seconds = time.perf_counter() - started
                 rows = sum(i.rows for i in items)
-                self._row_cost = 0.8 * self._row_cost + 0.2 * (seconds / max(rows, 1))
+                cost = seconds / max(rows, 1)
+                self._row_cost = 0.8 * self._row_cost + 0.2 * cost if self._measured else cost
+                self._measured = True
                 self._post(items, results, seconds)
 
     def _post(self, items: list[_Item], results: list[_Result], seconds: float) -> None:
@@ -324,4 +334,5 @@ class AdaptiveBatcher:
             "max_wait_ms": self.settings.max_wait_ms,
             "eager": self.settings.eager,
             "max_queue_rows": self.settings.max_queue_rows,
+            "max_queue_delay_ms": self.settings.max_queue_delay_ms,
         }

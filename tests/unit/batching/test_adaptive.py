@@ -208,3 +208,22 @@ def test_expired_requests_free_their_queue_space_at_once() -> None:
         await b.close()
 
     run(go)
+
+
+def test_queue_is_bounded_in_time_by_the_measured_cost_per_row() -> None:
+    model = SlowPredictor(0.05)  # 50 ms a call of one row: ≈ 50 ms a row
+
+    async def go() -> None:
+        b = AdaptiveBatcher(model, BatchSettings(max_batch_size=1, max_queue_rows=1000,
+                                                 max_queue_delay_ms=120))
+        await b.predict(rows(0))  # teaches the batcher the cost per row
+        busy = asyncio.create_task(b.predict(rows(0)))
+        await asyncio.sleep(0.01)
+        queued = [asyncio.create_task(b.predict(rows(i))) for i in range(2)]  # ≈ 100 ms of work
+        await asyncio.sleep(0)
+        with pytest.raises(OverloadedError, match="ms of work"):
+            await b.predict(rows(9))  # a third row would be ≈ 150 ms > 120 ms
+        await asyncio.gather(busy, *queued)
+        await b.close()
+
+    run(go)
