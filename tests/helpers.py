@@ -36,8 +36,9 @@ class Server:
 
 @contextmanager
 def run_server(env: Mapping[str, str], tmp: Path, *, ready_timeout: float = 120.0,
-               args: tuple[str, ...] = ()) -> Iterator[Server]:
-    """Start ``sibyl serve`` (uvicorn) on a free port and wait for /readyz."""
+               args: tuple[str, ...] = (), wait_for: str = "/readyz") -> Iterator[Server]:
+    """Start ``sibyl serve`` (uvicorn) on a free port; yield once ``wait_for`` answers 200
+    (``/readyz``: models warm; ``/healthz``: the process is up, ready or not)."""
     port = free_port()
     log = tmp / f"server-{port}.log"
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
@@ -52,7 +53,7 @@ def run_server(env: Mapping[str, str], tmp: Path, *, ready_timeout: float = 120.
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.logs()}")
             try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{server.url}{wait_for}", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

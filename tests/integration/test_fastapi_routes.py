@@ -5,12 +5,7 @@ compared. Also ``/readyz`` of a server whose required preload cannot load."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.helpers import ROOT, Server, free_port, run_server
+from tests.helpers import Server, run_server
 from tests.integration.conftest import FEATURES, Env, server_env
 
 ROW = {f: 0.5 for f in FEATURES}
@@ -175,39 +170,6 @@ def test_request_id_and_model_headers_on_the_routed_path(routed: Server) -> None
         assert ready.status_code == 200 and ready.json()["required"] == ["clf"]
 
 
-@contextmanager
-def started_server(env: dict[str, str], tmp: Path, timeout: float = 120.0) -> Iterator[Server]:
-    """``sibyl serve`` on a free port, yielded once it answers ``/healthz`` (ready or not)."""
-    port = free_port()
-    log = tmp / f"server-{port}.log"
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sibyl.cli", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], env=full_env, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.logs()}")
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not up after {timeout}s:\n{server.logs()}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def test_readyz_is_503_naming_the_error_when_a_required_preload_cannot_load(
     registry_env: tuple[Path, str, pd.DataFrame, Any],
 ) -> None:
@@ -218,7 +180,7 @@ def test_readyz_is_503_naming_the_error_when_a_required_preload_cannot_load(
         "SIBYL_RUNTIME__PRELOAD": json.dumps(["broken:2"]),
         "SIBYL_REGISTRY__WATCH_INTERVAL_S": "0",
     }
-    with started_server(env, tmp) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+    with run_server(env, tmp, wait_for="/healthz") as server, httpx.Client(base_url=server.url, timeout=30) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/v2/health/live").status_code == 200
         r = c.get("/readyz")
