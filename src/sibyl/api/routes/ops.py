@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import sibyl
@@ -21,10 +21,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: preloaded models are loaded and warm")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """200 when ready, 503 with the reason otherwise."""
     state: dict[str, Any] = container(request).manager.readiness()
-    return ORJSONResponse(state, status_code=200 if state["ready"] else 503)
+    return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
