@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sibyl.cli._common import console, fail, out, progress_status, settings_from
+from sibyl.cli._common import fail, out, progress_status, settings_from
 from sibyl.errors import InvalidInputError, SibylError
 
 
@@ -87,6 +87,3 @@ async def _local(model: str, version: str | None, body: dict[str, Any]) -> Any:
         return orjson.loads(codec.encode(result, meta))
     finally:
         await container.stop()
-
-
-__all__ = ["console", "predict"]

@@ -18,7 +18,6 @@ from sibyl.registry import _artifacts, _mlflow
 from sibyl.registry._compare import compare_versions, run_data
 from sibyl.registry._stages import apply_stage, evaluate_gate
 from sibyl.registry._types import (
-    RESERVED_TAGS,
     SEMVER_TAG,
     Gate,
     GateResult,
@@ -110,7 +109,7 @@ class ModelRegistry:
 
     def get_version(self, name: str, version: str | int) -> VersionInfo:
         """Version ``version`` (a number) of ``name``."""
-        return _mlflow.to_version_info(self._model_version(name, _version_number(version)))
+        return _mlflow.to_version_info(self._model_version(name, _mlflow.version_number(version)))
 
     def resolve(self, name: str, ref: str | None = None) -> VersionInfo:
         """The version ``ref`` designates.
@@ -144,13 +143,13 @@ class ModelRegistry:
 
     def model_uri(self, name: str, version: str | int) -> str:
         """``models:/<name>/<version>``, the URI MLflow's loaders accept."""
-        return f"models:/{name}/{_version_number(version)}"
+        return f"models:/{name}/{_mlflow.version_number(version)}"
 
     # ---- stages -------------------------------------------------------------------------
 
     def set_stage(self, name: str, version: str | int, stage: Stage | str) -> VersionInfo:
         """Put a version in ``stage`` without a gate (see :meth:`promote` for the rules)."""
-        return self._move(name, _version_number(version), parse_stage(stage))[0]
+        return self._move(name, _mlflow.version_number(version), parse_stage(stage))[0]
 
     def promote(
         self,
@@ -168,14 +167,14 @@ class ModelRegistry:
         current production version's run; :class:`PromotionRefusedError` when it is worse by
         more than ``gate.tolerance`` (no production version yet: passes).
         """
-        number, target = _version_number(version), parse_stage(stage)
+        number, target = _mlflow.version_number(version), parse_stage(stage)
         result = self._check_gate(name, number, gate) if gate is not None else None
         _info, previous = self._move(name, number, target)
         return PromotionResult(name, number, target, previous, result)
 
     def check_gate(self, name: str, version: str | int, gate: Gate) -> GateResult:
         """What ``gate`` says about promoting ``version`` now, without promoting or raising."""
-        number = _version_number(version)
+        number = _mlflow.version_number(version)
         candidate = self._model_version(name, number)
         production = self._aliases_of(name).get(Stage.PRODUCTION.value)
         with self._errors():
@@ -191,7 +190,7 @@ class ModelRegistry:
     def set_semver(self, name: str, version: str | int, semver: str) -> VersionInfo:
         """Tag a version with its semantic version ``MAJOR.MINOR.PATCH`` (tag ``sibyl.semver``)."""
         text = validate_semver(semver)
-        number = _version_number(version)
+        number = _mlflow.version_number(version)
         self._model_version(name, number)
         with self._errors():
             self._client.set_model_version_tag(name, number, SEMVER_TAG, text)
@@ -199,7 +198,7 @@ class ModelRegistry:
 
     def set_description(self, name: str, version: str | int, text: str) -> VersionInfo:
         """Replace a version's description."""
-        number = _version_number(version)
+        number = _mlflow.version_number(version)
         self._model_version(name, number)
         with self._errors():
             self._client.update_model_version(name, number, description=text)
@@ -208,8 +207,8 @@ class ModelRegistry:
     def set_tags(self, name: str, version: str | int, tags: dict[str, str]) -> VersionInfo:
         """Set (add or overwrite) tags on a version; the ``sibyl.*`` tags the façade owns are
         refused — use :meth:`set_stage` / :meth:`set_semver`."""
-        _check_user_tags(tags)
-        number = _version_number(version)
+        _mlflow.check_user_tags(tags)
+        number = _mlflow.version_number(version)
         self._model_version(name, number)
         with self._errors():
             for key, value in tags.items():
@@ -236,7 +235,7 @@ class ModelRegistry:
         A complete earlier download is reused (a marker file is written last); partial ones
         are replaced. Safe to call from several threads or processes at once.
         """
-        number = _version_number(version)
+        number = _mlflow.version_number(version)
         target = _artifacts.safe_target(Path(dst_dir), name, number)
         if (target / _artifacts.COMPLETE_MARKER).is_file():
             return target
@@ -266,7 +265,7 @@ class ModelRegistry:
         (:class:`NotReadyError` after that).
         """
         version_tags = dict(tags or {})
-        _check_user_tags(version_tags)
+        _mlflow.check_user_tags(version_tags)
         if semver is not None:
             version_tags[SEMVER_TAG] = validate_semver(semver)
         with self._errors():
@@ -400,24 +399,4 @@ class ModelRegistry:
         raise SibylError(
             f"Registering model '{name}' version {number} failed in {self.uri}: "
             f"{mv.status_message or status}; check the model URI and retry"
-        )
-
-
-def _version_number(version: str | int) -> str:
-    text = str(version).strip()
-    if not text.isdigit():
-        raise InvalidInputError(
-            f"'{version}' is not a version number; use a number such as 3 (resolve aliases "
-            "such as 'production' with ModelRegistry.resolve)",
-            field="version",
-        )
-    return str(int(text))
-
-
-def _check_user_tags(tags: dict[str, str]) -> None:
-    reserved = sorted(RESERVED_TAGS & tags.keys())
-    if reserved:
-        raise InvalidInputError(
-            f"Tags {reserved} are managed by sibyl; use set_stage / set_semver instead",
-            field="tags",
         )

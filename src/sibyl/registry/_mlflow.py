@@ -20,6 +20,7 @@ from sibyl.errors import (
 )
 from sibyl.registry._types import (
     PREVIOUS_PRODUCTION_TAG,
+    RESERVED_TAGS,
     SEMVER_TAG,
     STAGE_TAG,
     ModelInfo,
@@ -197,3 +198,25 @@ def previous_production(rm: RegisteredModel) -> str | None:
 
 def _from_millis(ms: int | None) -> datetime:
     return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC)
+
+
+def version_number(version: str | int) -> str:
+    """A version as its canonical number string, or a 400 naming what is expected."""
+    text = str(version).strip()
+    if not text.isdigit():
+        raise InvalidInputError(
+            f"'{version}' is not a version number; use a number such as 3 (resolve aliases "
+            "such as 'production' with ModelRegistry.resolve)",
+            field="version",
+        )
+    return str(int(text))
+
+
+def check_user_tags(tags: dict[str, str]) -> None:
+    """Refuse tags the façade owns."""
+    reserved = sorted(RESERVED_TAGS & tags.keys())
+    if reserved:
+        raise InvalidInputError(
+            f"Tags {reserved} are managed by sibyl; use set_stage / set_semver instead",
+            field="tags",
+        )

@@ -11,30 +11,32 @@ expected. Instances are immutable and safe to share between threads.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from sibyl.errors import InvalidInputError
+from sibyl.runtime._values import (
+    EXPECT,
+    Kind,
+    cast_frame,
+    column_length,
+    fits,
+    frame_from_columns,
+    frame_from_records,
+    frame_from_rows,
+    require_rows,
+    unbox,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sibyl.runtime.types import Batch
 
-Kind = Literal["float", "int", "bool", "str", "bytes", "datetime", "any"]
 _NUMERIC: frozenset[str] = frozenset({"float", "int", "bool"})
-_EXPECT = {
-    "float": "a number",
-    "int": "an integer",
-    "bool": "true or false",
-    "str": "a string",
-    "bytes": "a base64 string",
-    "datetime": "an ISO-8601 date-time string",
-    "any": "any value",
-}
 # MLflow DataType names → our kinds
 _MLFLOW_KIND: dict[str, Kind] = {
     "double": "float",
@@ -134,9 +136,9 @@ class InputSchema:
             raise InvalidInputError(
                 f"'{field}' must be a list of objects, one per row", field=field
             )
-        _require_rows(records, field)
+        require_rows(records, field)
         if not self.typed:
-            return _frame_from_records(records)
+            return frame_from_records(records)
         rows = []
         for i, rec in enumerate(records):
             if not isinstance(rec, dict):
@@ -157,11 +159,11 @@ class InputSchema:
                 f"'{field}' must be an object mapping column names to lists of values", field=field
             )
         if not self.typed:
-            return _frame_from_columns(columns, field)
+            return frame_from_columns(columns, field)
         if columns.keys() != self._name_set:
             self._raise_names(columns.keys(), field)
         lists = [columns[n] for n in self.names]
-        n = _column_length(lists, self.names, field)
+        n = column_length(lists, self.names, field)
         return self._build([[col[r] for col in lists] for r in range(n)], field)
 
     def from_rows(
@@ -170,15 +172,15 @@ class InputSchema:
         """One array per row; values in ``names`` order (default: signature order)."""
         if not isinstance(rows, list):
             raise InvalidInputError(f"'{field}' must be a list of rows (arrays)", field=field)
-        _require_rows(rows, field)
+        require_rows(rows, field)
         if names is not None and tuple(names) != self.names:
             if not self.typed:
-                return _frame_from_rows(rows, names, field)
+                return frame_from_rows(rows, names, field)
             self._check_name_list(names, field)
             order = [list(names).index(n) for n in self.names]
             rows = [[r[j] for j in order] if isinstance(r, list) else r for r in rows]
         if not self.typed:
-            return _frame_from_rows(rows, None, field)
+            return frame_from_rows(rows, None, field)
         width = len(self.names)
         for i, r in enumerate(rows):
             if not isinstance(r, list) or len(r) != width:
@@ -200,7 +202,7 @@ class InputSchema:
         if set(cols) != self._name_set:
             self._raise_names(cols, field)
         records = frame[list(self.names)].to_numpy(dtype=object).tolist()
-        return self._build([[_unbox(v) for v in r] for r in records], field)
+        return self._build([[unbox(v) for v in r] for r in records], field)
 
     # -- batch helpers ------------------------------------------------------------------------
     @staticmethod
@@ -305,10 +307,10 @@ class InputSchema:
         for r, row in enumerate(rows):
             for j, v in enumerate(row):
                 col = self.columns[j]
-                if v is None or _fits(col.kind, v):
+                if v is None or fits(col.kind, v):
                     continue
                 raise InvalidInputError(
-                    f"'{field}' row {r} column '{col.name}': expected {_EXPECT[col.kind]}, "
+                    f"'{field}' row {r} column '{col.name}': expected {EXPECT[col.kind]}, "
                     f"got {type(v).__name__} {v!r:.40}",
                     field=col.name,
                 )
@@ -324,17 +326,17 @@ class InputSchema:
                     if col.required and self.nan_policy == "reject":
                         raise InvalidInputError(
                             f"'{field}' row {r} column '{col.name}': null/NaN is not allowed "
-                            f"(expected {_EXPECT[col.kind]})",
+                            f"(expected {EXPECT[col.kind]})",
                             field=col.name,
                         )
-                elif not _fits(col.kind, v):
+                elif not fits(col.kind, v):
                     raise InvalidInputError(
-                        f"'{field}' row {r} column '{col.name}': expected {_EXPECT[col.kind]}, "
+                        f"'{field}' row {r} column '{col.name}': expected {EXPECT[col.kind]}, "
                         f"got {type(v).__name__} {v!r:.40}",
                         field=col.name,
                     )
         frame = pd.DataFrame(rows, columns=list(self.names))
-        return _cast_frame(frame, self.columns)
+        return cast_frame(frame, self.columns)
 
     def _raise_names(self, keys: Any, field: str) -> None:
         got = set(keys)
@@ -359,100 +361,3 @@ class InputSchema:
             )
         if set(names) != self._name_set:
             self._raise_names(names, field)
-
-
-def _fits(kind: Kind, v: Any) -> bool:
-    t = type(v)
-    if kind == "float":
-        return t is float or t is int or t is bool or isinstance(v, (np.floating, np.integer))
-    if kind == "int":
-        if t is float:
-            return bool(v.is_integer())
-        return t is int or t is bool or isinstance(v, np.integer)
-    if kind == "bool":
-        return t is bool or (t is int and v in (0, 1)) or isinstance(v, np.bool_)
-    if kind in ("str", "bytes", "datetime"):
-        return t is str
-    return True
-
-
-def _cast_frame(frame: pd.DataFrame, columns: Sequence[ColumnSpec]) -> pd.DataFrame:
-    import pandas as pd
-
-    for c in columns:
-        if c.kind == "float":
-            frame[c.name] = frame[c.name].astype("float64")
-        elif c.kind == "int" and c.required:
-            frame[c.name] = frame[c.name].astype("int64")
-        elif c.kind == "datetime":
-            try:
-                frame[c.name] = pd.to_datetime(frame[c.name], format="ISO8601")
-            except (ValueError, TypeError) as exc:
-                raise InvalidInputError(
-                    f"column '{c.name}': expected ISO-8601 date-times ({exc})", field=c.name
-                ) from exc
-        elif c.kind == "bytes":
-            import base64
-
-            try:
-                frame[c.name] = [
-                    None if v is None else base64.b64decode(v, validate=True) for v in frame[c.name]
-                ]
-            except ValueError as exc:
-                raise InvalidInputError(
-                    f"column '{c.name}': expected base64 strings ({exc})", field=c.name
-                ) from exc
-    return frame
-
-
-def _require_rows(rows: list[Any], field: str) -> None:
-    if not rows:
-        raise InvalidInputError(f"'{field}' is empty; send at least one row", field=field)
-
-
-def _column_length(lists: list[Any], names: Sequence[str], field: str) -> int:
-    lengths = set()
-    for name, col in zip(names, lists, strict=True):
-        if not isinstance(col, list):
-            raise InvalidInputError(f"'{field}.{name}' must be a list of values", field=name)
-        lengths.add(len(col))
-    if len(lengths) > 1:
-        raise InvalidInputError(
-            f"'{field}': columns have different lengths {sorted(lengths)}; every column needs "
-            "one value per row",
-            field=field,
-        )
-    n = lengths.pop() if lengths else 0
-    if n == 0:
-        raise InvalidInputError(f"'{field}' is empty; send at least one row", field=field)
-    return n
-
-
-def _unbox(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
-
-
-def _frame_from_records(records: list[Any]) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame.from_records(records)
-
-
-def _frame_from_columns(columns: Mapping[str, Any], field: str) -> pd.DataFrame:
-    import pandas as pd
-
-    _column_length(list(columns.values()), list(columns), field)
-    return pd.DataFrame(dict(columns))
-
-
-def _frame_from_rows(rows: list[Any], names: Sequence[str] | None, field: str) -> pd.DataFrame:
-    import pandas as pd
-
-    try:
-        return pd.DataFrame(rows, columns=list(names) if names is not None else None)
-    except ValueError as exc:
-        raise InvalidInputError(f"'{field}': {exc}", field=field) from exc

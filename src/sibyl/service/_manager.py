@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from sibyl.batching import AdaptiveBatcher
-from sibyl.errors import ModelLoadError, NotFoundError, SibylError
+from sibyl.errors import ModelLoadError, SibylError
 from sibyl.monitoring import Metrics
 from sibyl.registry import AliasChange, ModelRegistry, RegistryWatcher, VersionInfo
 from sibyl.runtime.loader import LoadedModel, load_model
@@ -346,6 +346,3 @@ def _parse_spec(spec: str) -> tuple[str, str | None]:
         name, version = spec.rsplit(":", 1)
         return name, version
     return spec, None
-
-
-__all__ = ["ModelManager", "NotFoundError"]
