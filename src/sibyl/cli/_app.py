@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from sibyl.cli import models, predict
-from sibyl.cli._common import console, progress_status, settings_from
+from sibyl.cli._common import console, progress_bar, progress_status, settings_from
 
 app = typer.Typer(
     name="sibyl",
@@ -56,23 +56,25 @@ def demo(
     force: Annotated[bool, typer.Option(help="Register again even if present.")] = False,
 ) -> None:
     """Train and register a demo classifier and regressor (first run), promote, serve."""
-    from sibyl.zoo.demo import demo_registered, register_demo
+    from sibyl.zoo.demo import DEMO_STEPS, demo_registered, register_demo
 
     settings = settings_from(host=host, port=port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.server.default_model is None:
         settings.server.default_model = "demo-classifier"  # what /invocations serves
     uri = settings.tracking_uri()
-    with progress_status("checking the registry") as step:
+    with progress_status("checking the registry"):
         present = demo_registered(uri)
-        if force or not present:
-            for m in register_demo(uri, settings.artifact_root(), progress=step):
-                console.print(
-                    f"registered [bold]{m.name}[/] v{m.version} → {m.stage} "
-                    f"{ {k: round(v, 4) for k, v in m.metrics.items()} }"
-                )
-        else:
-            console.print(f"demo models already registered in {uri}")
+    if force or not present:
+        with progress_bar(DEMO_STEPS, "registering the demo models") as step:
+            registered = register_demo(uri, settings.artifact_root(), progress=step)
+        for m in registered:
+            console.print(
+                f"registered [bold]{m.name}[/] v{m.version} → {m.stage} "
+                f"{ {k: round(v, 4) for k, v in m.metrics.items()} }"
+            )
+    else:
+        console.print(f"demo models already registered in {uri}")
     if serve:
         _run_server(settings)
 

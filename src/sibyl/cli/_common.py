@@ -34,6 +34,33 @@ def progress_status(first: str) -> Iterator[Callable[[str], None]]:
         yield lambda msg: status.update(msg)
 
 
+@contextmanager
+def progress_bar(total: int, first: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar of ``total`` steps; each call of the yielded function starts the next
+    step with a new description (the previous one counts as done)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(first, total=total)
+        started = False
+
+        def step(description: str) -> None:
+            nonlocal started
+            if started:
+                bar.advance(task)
+            started = True
+            bar.update(task, description=description)
+
+        yield step
+        bar.update(task, completed=total)
+
+
 def fail(exc: SibylError | Exception) -> typer.Exit:
     """Print an error the way users read it and return the exit to raise."""
     message = exc.message if isinstance(exc, SibylError) else str(exc)
