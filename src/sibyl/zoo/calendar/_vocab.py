@@ -6,45 +6,50 @@ comes only from the tokens drawn from its class list (probability 0.7 per token)
 
 from __future__ import annotations
 
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 CLASS_WORDS: dict[str, tuple[str, ...]] = {
-    "meeting": tuple(
+    "meeting": _words(
         "sync standup review planning kickoff retro roadmap status quarterly sprint demo "
         "alignment budget strategy allhands townhall workshop brainstorm committee board "
         "briefing steering proposal offsite agenda minutes stakeholder governance okr "
-        "triage".split()
+        "triage"
     ),
-    "focus": tuple(
+    "focus": _words(
         "focus deepwork coding writing research drafting analysis headsdown concentration "
         "prep solo thinking reading documentation refactor debugging spec report notebook "
         "experiment prototype study outline backlog quiet nomeetings blocked maker "
-        "flowtime heads".split()
+        "flowtime heads"
     ),
-    "one-on-one": tuple(
+    "one-on-one": _words(
         "oneonone 1on1 checkin mentoring coaching feedback career growth manager mentor "
         "mentee skiplevel catchup chat touchbase performance goals development onboarding "
         "buddy pairing connect conversation private reflection promotion appraisal "
-        "weekly1on1 sitdown guidance".split()
+        "weekly1on1 sitdown guidance"
     ),
-    "personal": tuple(
+    "personal": _words(
         "dentist doctor gym yoga pickup kids school haircut groceries errands birthday "
         "anniversary vet pharmacy laundry therapy appointment physio run swim bank "
-        "repair plumber daycare parents meditation nap optician pilates chores".split()
+        "repair plumber daycare parents meditation nap optician pilates chores"
     ),
-    "travel": tuple(
+    "travel": _words(
         "flight airport train taxi uber hotel boarding commute drive layover departure "
         "arrival terminal gate rentalcar trip transfer shuttle visa passport luggage "
-        "baggage ferry bus station roadtrip journey itinerary outbound redeye".split()
+        "baggage ferry bus station roadtrip journey itinerary outbound redeye"
     ),
-    "social": tuple(
+    "social": _words(
         "lunch dinner drinks happyhour party coffee brunch bbq celebration farewell "
         "welcome outing picnic boardgames trivia karaoke bowling concert movie wedding "
         "reunion potluck volunteer meetup networking gala cocktails festival hike "
-        "games".split()
+        "games"
     ),
 }
 """Thirty words per class; title tokens come from here with probability 0.7."""
 
-SHARED_WORDS: tuple[str, ...] = tuple(
+SHARED_WORDS: tuple[str, ...] = _words(
     # people
     "alex sam jordan taylor morgan casey riley jamie robin chris pat lee kim dana "
     "maria john anna peter laura david sarah michael emma lucas nina omar priya chen "
@@ -59,16 +64,17 @@ SHARED_WORDS: tuple[str, ...] = tuple(
     "confirmed pending draft maybe probably again extra "
     # generic nouns
     "call time slot session item thing stuff note notes plan idea topic question "
-    "discussion details info notice reminder event block hour minutes part round "
-    "phase step task todo list "
+    "discussion details info notice reminder event block hour part round "
+    "phase step task todo list project program initiative team people folks crew everyone "
+    "group "
     # organisations, projects, places
     "acme globex initech umbrella hooli vandelay stark wayne apollo atlas phoenix "
     "orion zephyr nova titan mercury jupiter saturn neptune pluto downtown uptown "
     "north south east west central london paris berlin madrid boston austin denver "
-    "seattle tokyo "
+    "seattle tokyo alpha beta gamma delta sigma omega q1 q2 q3 q4 h1 h2 "
     # filler
     "with and for the a of at in on to about from re fw via per re: misc general "
-    "other some more all".split()
+    "other some more all"
 )
 """About 200 words shared by every class; title tokens come from here with probability 0.3."""
 

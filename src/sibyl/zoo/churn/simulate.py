@@ -114,7 +114,7 @@ def _draw_satisfaction(rng: np.random.Generator, n_users: int, sigma: float) -> 
 def day_weights(month_start: pd.Timestamp, month_end: pd.Timestamp) -> FloatArray:
     """Share of a month's events falling on each day (weekend days 1.5x a weekday, sum 1)."""
     days = pd.date_range(month_start, month_end, inclusive="left", freq="D")
-    factors = np.where(days.dayofweek >= 5, WEEKEND_FACTOR, WEEKDAY_FACTOR)
+    factors = np.where(days.day_of_week >= 5, WEEKEND_FACTOR, WEEKDAY_FACTOR)
     result: FloatArray = factors / factors.sum()
     return result
 
@@ -141,7 +141,9 @@ def _month_events(
         {
             "user_id": user_idx.astype(np.int64),
             "timestamp": pd.to_datetime(ns, unit="ns"),
-            "event_type": pd.Categorical.from_codes(type_idx, categories=list(EVENT_TYPES)),
+            "event_type": pd.Categorical.from_codes(
+                type_idx, categories=pd.Index(list(EVENT_TYPES))
+            ),
         }
     )
     month_counts: FloatArray = counts.sum(axis=1).astype(np.float64)

@@ -1,0 +1,21 @@
+"""Calendar event classifier (use case 2): a seeded generator of labelled calendar events."""
+
+from sibyl.zoo.calendar.data import (
+    CLASS_PROFILES,
+    CLASSES,
+    LABEL_NOISE,
+    LOCATION_TYPES,
+    ClassProfile,
+    generate_events,
+    time_features,
+)
+
+__all__ = [
+    "CLASSES",
+    "CLASS_PROFILES",
+    "LABEL_NOISE",
+    "LOCATION_TYPES",
+    "ClassProfile",
+    "generate_events",
+    "time_features",
+]
