@@ -114,5 +114,5 @@ def test_tfidf_and_time_features_reach_the_expected_band(events: pd.DataFrame) -
     model.fit(matrix(train, fit=True), train["category"].astype(str))
     predicted = model.predict(matrix(test, fit=False))
     accuracy = float((predicted == test["category"].astype(str)).mean())
-    # Measured 0.953 (seed 0); the ceiling set by the label noise is ≈ 0.958.
+    # Measured 0.955 (seed 0); the ceiling set by the label noise is ≈ 0.958.
     assert 0.85 <= accuracy <= 0.96
