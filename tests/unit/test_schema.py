@@ -94,3 +94,15 @@ def test_numeric_paths_agree_and_reject_the_same(n: int) -> None:
             NUM.from_rows([*rows[:-1], bad])
     nulls = NUM.from_rows([*rows[:-1], [0.5, 2, None]])  # c is optional
     assert np.isnan(nulls[-1, 2])
+
+
+def test_datetime_columns_take_iso_strings_and_datetime_values() -> None:
+    schema = InputSchema([ColumnSpec("start", "datetime"), ColumnSpec("n", "int")])
+    from_json = schema.from_records([{"start": "2026-01-05T09:30:00", "n": 1}])
+    from_frame = schema.from_frame(pd.DataFrame({"start": [pd.Timestamp("2026-01-05 09:30")],
+                                                 "n": [1]}))
+    assert from_json["start"][0] == from_frame["start"][0] == pd.Timestamp("2026-01-05 09:30")
+    with pytest.raises(InvalidInputError, match="ISO-8601"):
+        schema.from_records([{"start": 5, "n": 1}])
+    with pytest.raises(InvalidInputError, match="ISO-8601"):
+        schema.from_records([{"start": "not a date", "n": 1}])

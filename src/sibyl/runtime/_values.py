@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,7 +38,9 @@ def fits(kind: Kind, v: Any) -> bool:
         return t is int or t is bool or isinstance(v, np.integer)
     if kind == "bool":
         return t is bool or (t is int and v in (0, 1)) or isinstance(v, np.bool_)
-    if kind in ("str", "bytes", "datetime"):
+    if kind == "datetime":  # ISO strings from JSON; datetime values from frames (input examples)
+        return t is str or isinstance(v, (datetime.date, np.datetime64))
+    if kind in ("str", "bytes"):
         return t is str
     return True
 

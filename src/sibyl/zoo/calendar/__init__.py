@@ -9,13 +9,17 @@ from sibyl.zoo.calendar.data import (
     generate_events,
     time_features,
 )
+from sibyl.zoo.calendar.train import MODEL_NAME, TrainResult, register
 
 __all__ = [
     "CLASSES",
     "CLASS_PROFILES",
     "LABEL_NOISE",
     "LOCATION_TYPES",
+    "MODEL_NAME",
     "ClassProfile",
+    "TrainResult",
     "generate_events",
+    "register",
     "time_features",
 ]

@@ -2,5 +2,6 @@
 
 from sibyl.zoo.threat._templates import CLASSES
 from sibyl.zoo.threat.data import LABEL_NOISE, generate_events
+from sibyl.zoo.threat.train import MODEL_NAME, TrainResult, register
 
-__all__ = ["CLASSES", "LABEL_NOISE", "generate_events"]
+__all__ = ["CLASSES", "LABEL_NOISE", "MODEL_NAME", "TrainResult", "generate_events", "register"]

@@ -1,0 +1,159 @@
+"""Shared registration of zoo models: a reference profile of the training inputs and one call
+that logs an sklearn model (signature, input example, metrics, params, profile) and registers it.
+
+The profile (``reference_profile.json`` in the model's run) is what drift checks compare live
+traffic against: per column a numeric summary (quantiles, 10-bin histogram), value frequencies
+for categorical columns, plus token-count summaries for free-text columns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PROFILE_ARTIFACT = "reference_profile.json"
+"""File name of the reference profile in the run's artifacts."""
+
+QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+HISTOGRAM_BINS = 10
+TOP_VALUES = 20
+TEXT_MEAN_TOKENS = 2.0
+"""A string column whose values average at least this many whitespace tokens is free text."""
+
+
+def reference_profile(frame: pd.DataFrame) -> dict[str, Any]:
+    """A JSON-serialisable summary of every column of ``frame``.
+
+    ``{"n_rows": n, "columns": {name: summary}}``. Numeric columns (not bool) get ``kind
+    "numeric"``, count, mean, std, min, max, ``quantiles`` (keys "0.01" … "0.99") and a
+    ``histogram`` (``edges``: 11 values, ``counts``: 10). Datetime columns get ``kind
+    "datetime"``, count, ISO min / max and the numeric summary of the hour of day. Everything
+    else (bool, category, strings) gets ``kind "categorical"`` — or ``"text"`` when the values
+    average ≥ ``TEXT_MEAN_TOKENS`` tokens — with count, n_unique, the ``TOP_VALUES`` most
+    frequent values as ``top_values`` ({value: share}) and, for text, a ``tokens`` numeric
+    summary of the token counts.
+    """
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_bool_dtype(series) or not (
+            pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series)
+        ):
+            columns[str(name)] = _categorical_summary(series)
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            columns[str(name)] = _datetime_summary(series)
+        else:
+            columns[str(name)] = {"kind": "numeric", **_numeric_summary(series)}
+    return {"n_rows": len(frame), "columns": columns}
+
+
+def _numeric_summary(series: pd.Series[Any]) -> dict[str, Any]:
+    values = series.dropna().to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"count": 0}
+    counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+    return {
+        "count": int(values.size),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "quantiles": {
+            str(q): float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
+        },
+        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+    }
+
+
+def _datetime_summary(series: pd.Series[Any]) -> dict[str, Any]:
+    import pandas as pd
+
+    stamps = pd.to_datetime(series).dropna()
+    if stamps.empty:
+        return {"kind": "datetime", "count": 0}
+    hours = (stamps.dt.hour + stamps.dt.minute / 60.0).astype("float64")
+    return {
+        "kind": "datetime",
+        "count": len(stamps),
+        "min": stamps.min().isoformat(),
+        "max": stamps.max().isoformat(),
+        "hour": _numeric_summary(hours),
+    }
+
+
+def _categorical_summary(series: pd.Series[Any]) -> dict[str, Any]:
+    values = series.dropna().astype(str)
+    shares = values.value_counts(normalize=True).head(TOP_VALUES)
+    out: dict[str, Any] = {
+        "kind": "categorical",
+        "count": len(values),
+        "n_unique": int(values.nunique()),
+        "top_values": {str(k): float(v) for k, v in shares.items()},
+    }
+    if len(values) and not (series.dtype == bool or str(series.dtype) == "category"):
+        tokens = values.map(lambda v: float(len(v.split())))
+        if float(tokens.mean()) >= TEXT_MEAN_TOKENS:
+            out["kind"] = "text"
+            out["tokens"] = _numeric_summary(tokens)
+    return out
+
+
+def log_and_register(
+    model: Any,
+    name: str,
+    x_example: pd.DataFrame,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    description: str,
+    tracking_uri: str,
+    artifact_location: str,
+) -> str:
+    """Log ``model`` (sklearn, cloudpickle) into experiment ``name`` and register it as ``name``.
+
+    ``x_example`` is the training input (same columns the model takes): the signature is
+    inferred from it and the model's predictions, its first 5 rows are the input example and the
+    whole frame is profiled into ``reference_profile.json`` in the same run. The global MLflow
+    tracking URI is set only for the call and restored afterwards. Returns the new version.
+    """
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    was_set = bool(mlflow.is_tracking_uri_set())  # type: ignore[no-untyped-call]
+    previous = mlflow.get_tracking_uri() if was_set else None
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(name, artifact_location=artifact_location)
+        )
+        head = x_example.head(200)
+        with mlflow.start_run(run_name=name, experiment_id=experiment_id):
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            mlflow.log_dict(reference_profile(x_example), PROFILE_ARTIFACT)
+            # explicit requirements: inferring them costs MLflow ≈ 6 s a model
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="cloudpickle",
+                signature=infer_signature(head, model.predict(head)),
+                input_example=x_example.head(5),
+                registered_model_name=name,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            )
+        version = str(info.registered_model_version)
+        client.update_model_version(name, version, description)
+        return version
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
