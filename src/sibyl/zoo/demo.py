@@ -18,7 +18,6 @@ import numpy as np
 
 CLASSIFIER = "demo-classifier"
 REGRESSOR = "demo-regressor"
-EXPERIMENT = "sibyl-demo"
 DEMO_STEPS = 3
 """Models ``register_demo`` trains (its progress callback is called once before each)."""
 
@@ -77,74 +76,41 @@ def _fit_regressor(seed: int) -> tuple[Any, dict[str, float], Any]:
     return model, metrics, xte
 
 
-def log_sklearn(
-    model: Any,
-    name: str,
-    example: Any,
-    metrics: dict[str, float],
-    params: dict[str, Any],
-    description: str,
-) -> str:
-    """Log an sklearn model with signature and input example and register it; its version."""
-    import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
-
-    # explicit requirements: inferring them costs MLflow ≈ 6 s a model
-    with mlflow.start_run(run_name=name):
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            serialization_format="cloudpickle",
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example.head(5),
-            registered_model_name=name,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-    version = str(info.registered_model_version)
-    mlflow.MlflowClient().update_model_version(name, version, description)
-    return version
-
-
 def register_demo(
     tracking_uri: str, artifact_location: str, progress: Callable[[str], None] = lambda _: None
 ) -> list[DemoModel]:
     """Train and register the demo models and set their stages; returns what was registered."""
-    import mlflow
-
     from sibyl.registry import ModelRegistry, Stage
+    from sibyl.zoo._registering import log_and_register
 
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location)
-    mlflow.set_experiment(EXPERIMENT)
     registry = ModelRegistry(tracking_uri)
+    where = (tracking_uri, artifact_location)
     out = []
     for iterations, stage in ((50, Stage.PRODUCTION), (100, Stage.STAGING)):
         progress(f"training {CLASSIFIER} ({iterations} iterations)")
         model, metrics, xte = _fit_classifier(iterations, seed=0)
-        version = log_sklearn(
+        version = log_and_register(
             model,
             CLASSIFIER,
             xte,
             metrics,
             {"max_iter": iterations},
             f"HistGradientBoosting, {iterations} iterations, 20 features",
+            *where,
         )
         registry.set_semver(CLASSIFIER, version, f"1.{iterations // 50 - 1}.0")
         registry.set_stage(CLASSIFIER, version, stage)
         out.append(DemoModel(CLASSIFIER, version, stage.value, metrics))
     progress(f"training {REGRESSOR}")
     model, metrics, xte = _fit_regressor(seed=0)
-    version = log_sklearn(
+    version = log_and_register(
         model,
         REGRESSOR,
         xte,
         metrics,
         {"max_iter": 200, "learning_rate": 0.03, "max_depth": 2, "min_samples_leaf": 20},
         "HistGradientBoosting regressor on the diabetes dataset",
+        *where,
     )
     registry.set_semver(REGRESSOR, version, "1.0.0")
     registry.set_stage(REGRESSOR, version, Stage.PRODUCTION)

@@ -8,11 +8,12 @@ way a linear model cannot read from the hour alone), then a multinomial logistic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sibyl.zoo._training import TrainResult as TrainResult
+from sibyl.zoo._training import fit_classifier
 from sibyl.zoo.calendar.data import CLASSES, generate_events, time_features
 
 if TYPE_CHECKING:
@@ -32,18 +33,6 @@ FEATURES: tuple[str, ...] = (
 """The raw columns the model takes (every column of ``generate_events`` but the label)."""
 TEST_SIZE = 0.25
 C = 4.0
-
-
-@dataclass(frozen=True, slots=True)
-class TrainResult:
-    """A fitted model, its held-out metrics, the held-out split and the training inputs."""
-
-    model: Pipeline
-    metrics: dict[str, float]
-    x_test: pd.DataFrame
-    y_test: pd.Series[Any]
-    x_train: pd.DataFrame
-    """The inputs it was fitted on (profiled into ``reference_profile.json`` on registering)."""
 
 
 def event_text(frame: pd.DataFrame) -> pd.Series[Any]:
@@ -101,24 +90,12 @@ def train(n: int = 6000, seed: int = 0) -> TrainResult:
 
     Metrics: held-out ``accuracy`` and ``macro_f1`` (USE-CASES bar: accuracy 0.90–0.96).
     """
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.model_selection import train_test_split
-
     events = generate_events(n, seed)
     x = serving_frame(events)
     y = events["category"].astype(str)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=TEST_SIZE, random_state=seed, stratify=y
+    return fit_classifier(
+        build_pipeline(seed), x, y, classes=CLASSES, test_size=TEST_SIZE, seed=seed
     )
-    model = build_pipeline(seed).fit(x_train, y_train)
-    predicted = model.predict(x_test)
-    metrics = {
-        "accuracy": float(accuracy_score(y_test, predicted)),
-        "macro_f1": float(f1_score(y_test, predicted, average="macro", labels=list(CLASSES))),
-        "n_train": float(len(x_train)),
-        "n_test": float(len(x_test)),
-    }
-    return TrainResult(model, metrics, x_test, y_test, x_train)
 
 
 def register(tracking_uri: str, artifact_location: str, n: int = 6000, seed: int = 0) -> str:
