@@ -12,13 +12,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# PyTorch's CPU wheel, pinned before anything asks for `torch` (an unpinned one is a CUDA build)
+TORCH_VERSION ?= 2.13.0
+$(VENV)/.installed-torch: | $(BIN)/python
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	touch $@
+
 # runtime install (all serving extras: ONNX, xgboost, lightgbm, PostgreSQL, Redis)
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-run: pyproject.toml $(VENV)/.installed-torch | $(BIN)/python
 	$(BIN)/pip install -q -e ".[all]"
 	touch $@
 
 # test/dev install (adds pytest, ruff, mypy)
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-torch | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@ $(VENV)/.installed-run
 

@@ -8,12 +8,40 @@ for categorical columns, plus token-count summaries for free-text columns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+
+Progress = Callable[[str], None]
+"""Called with a short description before each step of a long job (the CLI shows a bar)."""
+
+
+def no_progress(_: str) -> None:
+    """The default :data:`Progress`: says nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """One model version a zoo use case registered, with its held-out metrics.
+
+    Every use case exposes ``register_all(tracking_uri, artifact_location, *, full=False,
+    seed=0, progress=no_progress) -> list[Registered]``: ``full=False`` is the small, fast
+    configuration ``sibyl demo`` uses, ``full=True`` the full-size one of ``sibyl train``.
+    ``stage`` is the stage the caller should give it (``production`` unless said otherwise).
+    """
+
+    name: str
+    version: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    stage: str = "production"
+    engine_hint: str = ""
+    """What the use case expects to serve it (e.g. ``onnxruntime``, ``pytorch``), for reports."""
+
 
 PROFILE_ARTIFACT = "reference_profile.json"
 """File name of the reference profile in the run's artifacts."""
