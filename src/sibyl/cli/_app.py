@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from sibyl.cli import models, predict
-from sibyl.cli._common import console, progress_bar, progress_status, settings_from
+from sibyl.cli import models, predict, train
+from sibyl.cli._common import console, fail, progress_bar, progress_status, settings_from
+from sibyl.errors import SibylError
 
 app = typer.Typer(
     name="sibyl",
@@ -28,6 +29,7 @@ def _configure() -> None:
 
 
 app.command("predict")(predict.predict)
+app.command("train")(train.train)
 
 HostOpt = Annotated[str | None, typer.Option(help="Interface to bind (server.host).")]
 PortOpt = Annotated[int | None, typer.Option(help="Port (server.port).")]
@@ -54,27 +56,38 @@ def demo(
     port: PortOpt = None,
     serve: Annotated[bool, typer.Option(help="Serve after registering.")] = True,
     force: Annotated[bool, typer.Option(help="Register again even if present.")] = False,
+    use_case: Annotated[
+        list[str] | None,
+        typer.Option(help="Train only these zoo use cases (default: all five)."),
+    ] = None,
 ) -> None:
-    """Train and register a demo classifier and regressor (first run), promote, serve."""
-    from sibyl.zoo.demo import DEMO_STEPS, demo_registered, register_demo
+    """Train and register the demo models and the five zoo use cases (first run), set their
+    stages, serve."""
+    from sibyl.cli.train import print_registered
+    from sibyl.zoo.catalog import USE_CASES
+    from sibyl.zoo.demo import demo_registered, demo_steps, register_demo
 
+    cases = tuple(use_case) if use_case else tuple(USE_CASES)
     settings = settings_from(host=host, port=port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.server.default_model is None:
         settings.server.default_model = "demo-classifier"  # what /invocations serves
     uri = settings.tracking_uri()
-    with progress_status("checking the registry"):
-        present = demo_registered(uri)
-    if force or not present:
-        with progress_bar(DEMO_STEPS, "registering the demo models") as step:
-            registered = register_demo(uri, settings.artifact_root(), progress=step)
-        for m in registered:
-            console.print(
-                f"registered [bold]{m.name}[/] v{m.version} → {m.stage} "
-                f"{ {k: round(v, 4) for k, v in m.metrics.items()} }"
-            )
-    else:
-        console.print(f"demo models already registered in {uri}")
+    try:
+        with progress_status("checking the registry"):
+            present = demo_registered(uri, cases)
+        if force or not present:
+            with progress_bar(demo_steps(cases), "registering the demo models") as bar:
+                outcome = register_demo(
+                    uri, settings.artifact_root(), bar, bar.note, use_cases=cases
+                )
+            print_registered(outcome.registered, title="demo models")
+            for name, error in outcome.failed.items():
+                console.print(f"[bold red]use case {name} failed:[/] {error}")
+        else:
+            console.print(f"demo models already registered in {uri}")
+    except SibylError as exc:
+        raise fail(exc) from exc
     if serve:
         _run_server(settings)
 

@@ -34,10 +34,30 @@ def progress_status(first: str) -> Iterator[Callable[[str], None]]:
         yield lambda msg: status.update(msg)
 
 
+class StepBar:
+    """A running progress bar of steps: calling it starts the next step with a new description
+    (the previous one counts as done); :meth:`note` shows a finer message within the step."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self._bar, self._task = bar, task
+        self._started = False
+        self._step = ""
+
+    def __call__(self, description: str) -> None:
+        if self._started:
+            self._bar.advance(self._task)
+        self._started = True
+        self._step = description
+        self._bar.update(self._task, description=description)
+
+    def note(self, message: str) -> None:
+        """Show ``message`` beside the current step's description."""
+        self._bar.update(self._task, description=f"{self._step} · {message}")
+
+
 @contextmanager
-def progress_bar(total: int, first: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar of ``total`` steps; each call of the yielded function starts the next
-    step with a new description (the previous one counts as done)."""
+def progress_bar(total: int, first: str) -> Iterator[StepBar]:
+    """A progress bar of ``total`` steps driven by the yielded :class:`StepBar`."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (
@@ -48,16 +68,7 @@ def progress_bar(total: int, first: str) -> Iterator[Callable[[str], None]]:
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(first, total=total)
-        started = False
-
-        def step(description: str) -> None:
-            nonlocal started
-            if started:
-                bar.advance(task)
-            started = True
-            bar.update(task, description=description)
-
-        yield step
+        yield StepBar(bar, task)
         bar.update(task, completed=total)
 
 

@@ -1,5 +1,5 @@
-"""Demo models for ``sibyl demo`` / ``make run``: a classifier and a regressor, registered and
-promoted in the MLflow registry.
+"""Demo models for ``sibyl demo`` / ``make run``: a classifier and a regressor plus the five zoo
+use cases (small configurations), registered and staged in the MLflow registry.
 
 * ``demo-classifier`` — HistGradientBoostingClassifier on 20 numeric features generated with
   ``make_classification`` (the benchmark's model family). Version 1 (50 iterations) goes to
@@ -10,26 +10,19 @@ promoted in the MLflow registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sibyl.zoo._registering import Progress, Registered, no_progress
+from sibyl.zoo.catalog import USE_CASES, get_use_case
+
 CLASSIFIER = "demo-classifier"
 REGRESSOR = "demo-regressor"
-DEMO_STEPS = 3
-"""Models ``register_demo`` trains (its progress callback is called once before each)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DemoModel:
-    """What was registered."""
-
-    name: str
-    version: str
-    stage: str
-    metrics: dict[str, float]
+BASIC_STEPS = 3
+"""Models ``register_basics`` trains (its progress callback is called once before each)."""
 
 
 def classification_data(n: int = 6000, seed: int = 0) -> tuple[Any, np.ndarray[Any, Any]]:
@@ -76,17 +69,15 @@ def _fit_regressor(seed: int) -> tuple[Any, dict[str, float], Any]:
     return model, metrics, xte
 
 
-def register_demo(
-    tracking_uri: str, artifact_location: str, progress: Callable[[str], None] = lambda _: None
-) -> list[DemoModel]:
-    """Train and register the demo models and set their stages; returns what was registered."""
-    from sibyl.registry import ModelRegistry, Stage
+def register_basics(
+    tracking_uri: str, artifact_location: str, progress: Progress = no_progress
+) -> list[Registered]:
+    """Train and register the demo classifier (v1 production, v2 staging) and regressor."""
     from sibyl.zoo._registering import log_and_register
 
-    registry = ModelRegistry(tracking_uri)
     where = (tracking_uri, artifact_location)
     out = []
-    for iterations, stage in ((50, Stage.PRODUCTION), (100, Stage.STAGING)):
+    for iterations, stage in ((50, "production"), (100, "staging")):
         progress(f"training {CLASSIFIER} ({iterations} iterations)")
         model, metrics, xte = _fit_classifier(iterations, seed=0)
         version = log_and_register(
@@ -98,9 +89,7 @@ def register_demo(
             f"HistGradientBoosting, {iterations} iterations, 20 features",
             *where,
         )
-        registry.set_semver(CLASSIFIER, version, f"1.{iterations // 50 - 1}.0")
-        registry.set_stage(CLASSIFIER, version, stage)
-        out.append(DemoModel(CLASSIFIER, version, stage.value, metrics))
+        out.append(Registered(CLASSIFIER, version, metrics, stage, "onnxruntime"))
     progress(f"training {REGRESSOR}")
     model, metrics, xte = _fit_regressor(seed=0)
     version = log_and_register(
@@ -112,15 +101,61 @@ def register_demo(
         "HistGradientBoosting regressor on the diabetes dataset",
         *where,
     )
-    registry.set_semver(REGRESSOR, version, "1.0.0")
-    registry.set_stage(REGRESSOR, version, Stage.PRODUCTION)
-    out.append(DemoModel(REGRESSOR, version, "production", metrics))
+    out.append(Registered(REGRESSOR, version, metrics, "production", "onnxruntime"))
     return out
 
 
-def demo_registered(tracking_uri: str) -> bool:
-    """Whether the demo models already have production versions."""
+@dataclass(frozen=True, slots=True)
+class DemoOutcome:
+    """What ``register_demo`` registered, and the use cases that failed (name → error)."""
+
+    registered: list[Registered]
+    failed: dict[str, str]
+
+
+def register_demo(
+    tracking_uri: str,
+    artifact_location: str,
+    step: Progress = no_progress,
+    note: Progress = no_progress,
+    *,
+    use_cases: Sequence[str] = tuple(USE_CASES),
+) -> DemoOutcome:
+    """Train and register the demo models and the zoo's ``use_cases`` (small configurations),
+    then give every version its stage. ``step`` is called once before each of the
+    ``demo_steps(use_cases)`` steps, ``note`` with finer messages inside a step. A use case that
+    fails is reported in ``failed`` and the others go on."""
+    from sibyl.registry import ModelRegistry
+
+    registry = ModelRegistry(tracking_uri)
+    registered = register_basics(tracking_uri, artifact_location, step)
+    failed: dict[str, str] = {}
+    for name in use_cases:
+        case = get_use_case(name)
+        step(f"training {case.name}: {', '.join(case.models)}")
+        try:
+            registered += case.register_all(tracking_uri, artifact_location, progress=note)
+        except Exception as exc:  # one broken use case must not stop the demo
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    for model in registered:  # every retraining is a minor release
+        registry.set_stage(model.name, model.version, model.stage)
+        registry.set_semver(model.name, model.version, f"1.{int(model.version) - 1}.0")
+    return DemoOutcome(registered, failed)
+
+
+def demo_steps(use_cases: Sequence[str] = tuple(USE_CASES)) -> int:
+    """Steps ``register_demo`` reports through its ``step`` callback."""
+    return BASIC_STEPS + len(use_cases)
+
+
+def demo_models(use_cases: Sequence[str] = tuple(USE_CASES)) -> list[str]:
+    """Every model the demo puts in production."""
+    return [CLASSIFIER, REGRESSOR, *(m for n in use_cases for m in get_use_case(n).models)]
+
+
+def demo_registered(tracking_uri: str, use_cases: Sequence[str] = tuple(USE_CASES)) -> bool:
+    """Whether every demo model already has a production version."""
     from sibyl.registry import ModelRegistry
 
     aliases = ModelRegistry(tracking_uri).aliases()
-    return all("production" in aliases.get(n, {}) for n in (CLASSIFIER, REGRESSOR))
+    return all("production" in aliases.get(n, {}) for n in demo_models(use_cases))
