@@ -61,7 +61,7 @@ USE_CASES: dict[str, UseCase] = {
             "struggle",
             "Learning-struggle predictor: rules and incremental calibrated LR, with interventions",
             "sibyl.zoo.struggle.train",
-            ("struggle", "struggle-rules"),
+            ("struggle", "struggle-rules", "struggle-mathplacement"),
         ),
         UseCase(
             "threat",
