@@ -150,6 +150,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".sibyl")
     """Home of the embedded defaults (MLflow SQLite registry, artifacts, downloads)."""
+    datasets_dir: Path | None = None
+    """Cache of the real datasets the zoo checks on, filled at set-up time by ``make datasets``
+    (``scripts/fetch-datasets.sh``; sibyl never downloads at run time); default
+    ``<data_dir>/datasets``."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
@@ -183,6 +187,10 @@ class Settings(BaseSettings):
     def artifact_root(self) -> str:
         """Artifact location for experiments created by sibyl on the embedded default."""
         return (self.data_dir.resolve() / "mlartifacts").as_uri()
+
+    def datasets_path(self) -> Path:
+        """Where the zoo looks for cached real datasets (see ``datasets_dir``)."""
+        return self.datasets_dir or self.data_dir / "datasets"
 
     def download_dir(self) -> Path:
         """Local cache of downloaded model artifacts."""

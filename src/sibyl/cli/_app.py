@@ -79,7 +79,12 @@ def demo(
         if force or not present:
             with progress_bar(demo_steps(cases), "registering the demo models") as bar:
                 outcome = register_demo(
-                    uri, settings.artifact_root(), bar, bar.note, use_cases=cases
+                    uri,
+                    settings.artifact_root(),
+                    bar,
+                    bar.note,
+                    use_cases=cases,
+                    datasets_dir=settings.datasets_path(),
                 )
             print_registered(outcome.registered, title="demo models")
             for name, error in outcome.failed.items():

@@ -45,7 +45,12 @@ def train(
         with progress_bar(1, f"training {case.name} ({size})") as bar:
             bar(f"training {case.name} ({size})")
             registered = case.register_all(
-                uri, settings.artifact_root(), full=full, seed=seed, progress=bar.note
+                uri,
+                settings.artifact_root(),
+                full=full,
+                seed=seed,
+                progress=bar.note,
+                datasets_dir=settings.datasets_path(),
             )
         registry = ModelRegistry(uri)
         for model in registered:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from sibyl.errors import NotFoundError
 from sibyl.zoo._registering import Progress, Registered, no_progress
@@ -24,6 +25,8 @@ class UseCase:
     """Import path of the module whose ``register_all`` trains and registers its models."""
     models: tuple[str, ...]
     """Registered model names, the main one first."""
+    datasets: bool = False
+    """Whether its ``register_all`` takes ``datasets_dir`` (real datasets fetched at set-up)."""
 
     def register_all(
         self,
@@ -33,11 +36,14 @@ class UseCase:
         full: bool = False,
         seed: int = 0,
         progress: Progress = no_progress,
+        datasets_dir: Path | None = None,
     ) -> list[Registered]:
-        """Train and register this use case's models (``full``: the full-size configuration)."""
+        """Train and register this use case's models (``full``: the full-size configuration;
+        ``datasets_dir``: the cache of real datasets, for the use cases that check on one)."""
         module = importlib.import_module(self.module)
+        extra = {"datasets_dir": datasets_dir} if self.datasets else {}
         registered: list[Registered] = module.register_all(
-            tracking_uri, artifact_location, full=full, seed=seed, progress=progress
+            tracking_uri, artifact_location, full=full, seed=seed, progress=progress, **extra
         )
         return registered
 
@@ -68,6 +74,7 @@ USE_CASES: dict[str, UseCase] = {
             "Security-threat text classifier: TF-IDF + logistic regression",
             "sibyl.zoo.threat.train",
             ("threat-text-classifier",),
+            datasets=True,
         ),
         UseCase(
             "churn",

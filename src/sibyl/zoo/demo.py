@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,11 +121,13 @@ def register_demo(
     note: Progress = no_progress,
     *,
     use_cases: Sequence[str] = tuple(USE_CASES),
+    datasets_dir: Path | None = None,
 ) -> DemoOutcome:
     """Train and register the demo models and the zoo's ``use_cases`` (small configurations),
     then give every version its stage. ``step`` is called once before each of the
     ``demo_steps(use_cases)`` steps, ``note`` with finer messages inside a step. A use case that
-    fails is reported in ``failed`` and the others go on."""
+    fails is reported in ``failed`` and the others go on. ``datasets_dir`` is the cache of real
+    datasets (``make datasets``) the use cases check on when present."""
     from sibyl.registry import ModelRegistry
 
     registry = ModelRegistry(tracking_uri)
@@ -134,7 +137,9 @@ def register_demo(
         case = get_use_case(name)
         step(f"training {case.name}: {', '.join(case.models)}")
         try:
-            registered += case.register_all(tracking_uri, artifact_location, progress=note)
+            registered += case.register_all(
+                tracking_uri, artifact_location, progress=note, datasets_dir=datasets_dir
+            )
         except Exception as exc:  # one broken use case must not stop the demo
             failed[name] = f"{type(exc).__name__}: {exc}"
     for model in registered:  # every retraining is a minor release

@@ -9,7 +9,7 @@ from sibyl.zoo.calendar.data import (
     generate_events,
     time_features,
 )
-from sibyl.zoo.calendar.train import MODEL_NAME, TrainResult, register
+from sibyl.zoo.calendar.train import MODEL_NAME, TrainResult, register, register_all
 
 __all__ = [
     "CLASSES",
@@ -21,5 +21,6 @@ __all__ = [
     "TrainResult",
     "generate_events",
     "register",
+    "register_all",
     "time_features",
 ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sibyl.zoo._registering import Progress, Registered, no_progress
 from sibyl.zoo._training import TrainResult as TrainResult
 from sibyl.zoo._training import fit_classifier
 from sibyl.zoo.calendar.data import CLASSES, generate_events, time_features
@@ -33,6 +34,10 @@ FEATURES: tuple[str, ...] = (
 """The raw columns the model takes (every column of ``generate_events`` but the label)."""
 TEST_SIZE = 0.25
 C = 4.0
+DEMO_N = 3000
+"""Generated events of ``register_all(full=False)``."""
+FULL_N = 20_000
+"""Generated events of ``register_all(full=True)``."""
 
 
 def event_text(frame: pd.DataFrame) -> pd.Series[Any]:
@@ -98,11 +103,12 @@ def train(n: int = 6000, seed: int = 0) -> TrainResult:
     )
 
 
-def register(tracking_uri: str, artifact_location: str, n: int = 6000, seed: int = 0) -> str:
-    """Train (``train(n, seed)``) and register as ``MODEL_NAME``; the new version."""
+def log_result(
+    result: TrainResult, n: int, seed: int, tracking_uri: str, artifact_location: str
+) -> str:
+    """Register a :func:`train` result (generated from ``n`` events) as ``MODEL_NAME``."""
     from sibyl.zoo._registering import log_and_register
 
-    result = train(n, seed)
     return log_and_register(
         result.model,
         MODEL_NAME,
@@ -114,3 +120,27 @@ def register(tracking_uri: str, artifact_location: str, n: int = 6000, seed: int
         tracking_uri,
         artifact_location,
     )
+
+
+def register(tracking_uri: str, artifact_location: str, n: int = 6000, seed: int = 0) -> str:
+    """Train (``train(n, seed)``) and register as ``MODEL_NAME``; the new version."""
+    return log_result(train(n, seed), n, seed, tracking_uri, artifact_location)
+
+
+def register_all(
+    tracking_uri: str,
+    artifact_location: str,
+    *,
+    full: bool = False,
+    seed: int = 0,
+    progress: Progress = no_progress,
+) -> list[Registered]:
+    """Train on ``FULL_N`` (``full``) or ``DEMO_N`` generated events and register
+    ``MODEL_NAME`` (text and datetime input: served natively). Metrics: held-out ``accuracy``,
+    ``macro_f1``, ``n_train``, ``n_test``."""
+    n = FULL_N if full else DEMO_N
+    progress(f"training {MODEL_NAME} on {n} generated events")
+    result = train(n, seed)
+    progress(f"registering {MODEL_NAME}")
+    version = log_result(result, n, seed, tracking_uri, artifact_location)
+    return [Registered(MODEL_NAME, version, dict(result.metrics), engine_hint="sklearn")]
