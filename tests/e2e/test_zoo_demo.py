@@ -25,7 +25,11 @@ EXPECTED_ENGINES = {
     "demo-classifier": "onnxruntime",
     "demo-regressor": "onnxruntime",
     "churn": "onnxruntime",
+    "churn-telco": "onnxruntime",
     "threat-text-classifier": "onnxruntime",
+    "calendar-event-classifier": "sklearn",
+    "struggle": "pyfunc",
+    "struggle-rules": "pyfunc",
     "dkt": "pytorch",
     "dkt-transformer": "pytorch",
 }
@@ -83,7 +87,7 @@ def test_the_demo_registers_every_use_case_in_production(
         demo: tuple[Server, Path, float]) -> None:
     from sibyl.zoo.catalog import USE_CASES
 
-    server, tmp, seconds = demo
+    _, tmp, seconds = demo
     production = _production_models(f"sqlite:///{tmp / 'mlflow.db'}")
     wanted = {"demo-classifier", "demo-regressor"} | {m for c in USE_CASES.values()
                                                       for m in c.models}

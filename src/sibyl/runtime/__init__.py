@@ -2,21 +2,33 @@
 
 ``load_model(path, name=…, version=…, settings=…)`` turns downloaded MLflow artifacts into a
 :class:`LoadedModel` whose ``predictor`` serves batches built by its :class:`InputSchema`:
-ONNX Runtime when the model converts and verifies, the model's own library otherwise.
-Importing this package does not import mlflow, onnx or the model libraries.
+ONNX Runtime when the model converts and verifies, the model's own library otherwise (torch
+modules run as they are). Importing this package does not import mlflow, onnx, torch or the
+model libraries.
 """
 
 from sibyl.runtime._native import BoosterPredictor, SklearnPredictor
 from sibyl.runtime._onnx import OnnxPredictor, compile_onnx, onnx_precheck
 from sibyl.runtime._pyfunc import PyfuncPredictor
+from sibyl.runtime._sequence import SequenceSpec
+from sibyl.runtime._torch import TorchPredictor
 from sibyl.runtime.loader import LoadedModel, choose_flavor, load_model, synthetic_batch
 from sibyl.runtime.schema import ColumnSpec, InputSchema
-from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor, Task
+from sibyl.runtime.types import (
+    Batch,
+    DescribesOutputs,
+    Engine,
+    EngineChoice,
+    Prediction,
+    Predictor,
+    Task,
+)
 
 __all__ = [
     "Batch",
     "BoosterPredictor",
     "ColumnSpec",
+    "DescribesOutputs",
     "Engine",
     "EngineChoice",
     "InputSchema",
@@ -25,8 +37,10 @@ __all__ = [
     "Prediction",
     "Predictor",
     "PyfuncPredictor",
+    "SequenceSpec",
     "SklearnPredictor",
     "Task",
+    "TorchPredictor",
     "choose_flavor",
     "compile_onnx",
     "load_model",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from sibyl.runtime.schema import ColumnSpec
 
-Kind = Literal["float", "int", "bool", "str", "bytes", "datetime", "any"]
+Kind = Literal["float", "int", "bool", "str", "bytes", "datetime", "seq", "any"]
 EXPECT = {
     "float": "a number",
     "int": "an integer",
@@ -24,6 +24,7 @@ EXPECT = {
     "str": "a string",
     "bytes": "a base64 string",
     "datetime": "an ISO-8601 date-time string",
+    "seq": "a list of integers",
     "any": "any value",
 }
 
@@ -42,6 +43,8 @@ def fits(kind: Kind, v: Any) -> bool:
         return t is str or isinstance(v, (datetime.date, np.datetime64))
     if kind in ("str", "bytes"):
         return t is str
+    if kind == "seq":  # the items are checked by runtime._sequence before this
+        return t is list
     return True
 
 

@@ -23,11 +23,12 @@ from sibyl.errors import InvalidInputError, ModelLoadError
 from sibyl.runtime._native import BoosterPredictor, SklearnPredictor
 from sibyl.runtime._onnx import compile_onnx, onnx_precheck
 from sibyl.runtime._pyfunc import PyfuncPredictor
+from sibyl.runtime._torch import TORCH_PIN, TorchPredictor
 from sibyl.runtime.schema import InputSchema
 from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor, Task
 from sibyl.settings import RuntimeSettings
 
-FLAVOR_ORDER = ("sklearn", "xgboost", "lightgbm", "python_function")
+FLAVOR_ORDER = ("sklearn", "xgboost", "lightgbm", "pytorch", "python_function")
 """Flavors sibyl loads, most preferred first (native libraries beat the generic pyfunc)."""
 NAN_POLICY_TAG = "sibyl.nan_policy"
 _NO_TAGS: Mapping[str, str] = MappingProxyType({})
@@ -121,14 +122,20 @@ def load_model(
         flavor = choose_flavor(mlmodel.flavors)
     with step(f"reading the '{NAN_POLICY_TAG}' tag", _HINT_NAN_TAG):
         nan_policy = _nan_policy(tags, settings)
-    with step("reading its signature", _HINT_RELOG):
-        schema = InputSchema.from_signature(mlmodel.signature, nan_policy=nan_policy)
+    with step("reading its signature and sequence metadata", _HINT_RELOG):
+        schema = InputSchema.from_signature(
+            mlmodel.signature, nan_policy=nan_policy, sequence_metadata=_sequence_meta(mlmodel)
+        )
     example = _input_example(mlmodel, path, schema)
     with _pinned_threads(settings.inference_threads):
-        with step(f"loading the {flavor} model", _HINT_LIBRARIES):
+        with step(
+            f"loading the {flavor} model", _HINT_TORCH if flavor == "pytorch" else _HINT_LIBRARIES
+        ):
             native, raw = _load_native(flavor, path, schema, mlmodel.signature, settings)
         with step("compiling it to ONNX", _HINT_ONNX):
             predictor, choice = _choose_engine(raw, native, schema, settings, flavor, example)
+        if isinstance(predictor, TorchPredictor):
+            choice.reason = f"{predictor.describe()}; {choice.reason}"
         with step(f"warming it up on {settings.warmup_rows} rows", _HINT_WARMUP):
             _warm_up(predictor, schema, example, settings.warmup_rows)
     return LoadedModel(
@@ -145,7 +152,7 @@ def load_model(
         memory_bytes=_memory_growth(rss_before, path),
         load_seconds=time.perf_counter() - started,
         signature_text=None if mlmodel.signature is None else str(mlmodel.signature),
-        output_names=_output_names(mlmodel.signature),
+        output_names=_output_names(mlmodel.signature, schema),
     )
 
 
@@ -162,13 +169,21 @@ _HINT_ARTIFACTS = (
     "check that {path} holds a complete MLflow model (an MLmodel file next to the "
     "model data); delete that directory to download the artifacts again"
 )
-_HINT_FLAVOR = "log the model with mlflow.sklearn, mlflow.xgboost, mlflow.lightgbm or mlflow.pyfunc"
+_HINT_FLAVOR = (
+    "log the model with mlflow.sklearn, mlflow.xgboost, mlflow.lightgbm, mlflow.pytorch or "
+    "mlflow.pyfunc"
+)
 _HINT_NAN_TAG = f"set the version tag '{NAN_POLICY_TAG}' to 'reject' or 'allow'"
 _HINT_RELOG = "log the model again with a valid signature (mlflow.models.infer_signature)"
 _HINT_LIBRARIES = (
     "check that this environment has the libraries and versions the model was "
     "logged with (its requirements.txt); sklearn models that skops refuses load "
     "when logged with serialization_format='cloudpickle'"
+)
+_HINT_TORCH = (
+    f"install torch in the serving environment (`pip install {TORCH_PIN}`, the CPU wheel, then "
+    "`pip install 'sibyl[torch]'`); a module pickled with serialization_format='pickle' needs "
+    "its class importable here"
 )
 _HINT_ONNX = "set runtime.onnx = false (SIBYL_RUNTIME__ONNX=false) to serve it natively"
 _HINT_WARMUP = (
@@ -202,6 +217,12 @@ def _nan_policy(tags: Mapping[str, str], settings: RuntimeSettings) -> Literal["
     raise ValueError(f"'{value}' is not a NaN policy")
 
 
+def _sequence_meta(mlmodel: Any) -> Any:
+    """``metadata["sibyl"]["sequence"]`` of the MLmodel file, ``None`` when absent."""
+    sibyl_meta = (getattr(mlmodel, "metadata", None) or {}).get("sibyl")
+    return sibyl_meta.get("sequence") if isinstance(sibyl_meta, dict) else None
+
+
 def _input_example(mlmodel: Any, path: Path, schema: InputSchema) -> Batch | None:
     """The logged input example as a batch; ``None`` when absent or not valid for the schema."""
     try:
@@ -225,6 +246,9 @@ def _load_native(
     flavor: str, path: Path, schema: InputSchema, signature: Any, settings: RuntimeSettings
 ) -> tuple[Predictor, Any]:
     threads = settings.inference_threads
+    if flavor == "pytorch":
+        torch_predictor = TorchPredictor.load(path, signature, schema, threads)
+        return torch_predictor, torch_predictor.module
     if flavor == "python_function":
         import mlflow.pyfunc
 
@@ -249,8 +273,7 @@ def _choose_engine(
     skip = onnx_precheck(settings, schema, flavor, getattr(native, "task", Task.OTHER))
     if skip is not None:
         return native, EngineChoice(fallback, skip)
-    array = example if isinstance(example, np.ndarray) else None
-    sample = verification_batch(array, schema, settings.onnx_verify_rows)
+    sample = verification_batch(example, schema, settings.onnx_verify_rows)
     compiled, choice = compile_onnx(raw, native, schema=schema, settings=settings, sample=sample)
     return (compiled if compiled is not None else native), choice
 
@@ -262,20 +285,32 @@ def _warm_up(predictor: Predictor, schema: InputSchema, example: Batch | None, r
         batch: Batch = example[:rows]
     elif schema.numeric:
         batch = synthetic_batch(None, schema, rows)
+    elif schema.sequence is not None and (record := schema.sequence.warmup_record(schema.columns)):
+        batch = schema.from_records([record], "warm-up")
     else:
         return  # nothing valid to feed a non-numeric model without an example
     predictor.predict(batch)
 
 
 # -- generated rows (ONNX verification, warm-up without an example) ----------------------
-def verification_batch(example: Array | None, schema: InputSchema, rows: int) -> Array:
-    """The input example followed by synthetic rows, ``max(rows, len(example))`` in all."""
-    if example is None or len(example) == 0:
+def verification_batch(example: Batch | None, schema: InputSchema, rows: int) -> Batch:
+    """The input example followed by synthetic rows, ``max(rows, len(example))`` in all.
+
+    A float64 array for numeric schemas (:func:`synthetic_batch`); otherwise a DataFrame built
+    by ``schema`` like a request's (see :mod:`sibyl.runtime._synthetic_frame`: texts recombine
+    the example's tokens with punctuation, case, unicode and empty strings).
+    """
+    if not schema.numeric:
+        from sibyl.runtime._synthetic_frame import verification_frame
+
+        return verification_frame(example, schema, rows, synthetic_batch)
+    array = example if isinstance(example, np.ndarray) and len(example) else None
+    if array is None:
         return synthetic_batch(None, schema, rows)
-    extra = rows - len(example)
+    extra = rows - len(array)
     if extra <= 0:
-        return example
-    return np.concatenate([example, synthetic_batch(example, schema, extra)], axis=0)
+        return array
+    return np.concatenate([array, synthetic_batch(array, schema, extra)], axis=0)
 
 
 def synthetic_batch(example: Array | None, schema: InputSchema, rows: int, seed: int = 0) -> Array:
@@ -300,7 +335,9 @@ def synthetic_batch(example: Array | None, schema: InputSchema, rows: int, seed:
     return np.asarray(out, dtype=np.float64)
 
 
-def _output_names(signature: Any) -> tuple[str, ...]:
+def _output_names(signature: Any, schema: InputSchema) -> tuple[str, ...]:
+    if schema.sequence is not None and schema.sequence.outputs:
+        return schema.sequence.outputs
     outputs = getattr(signature, "outputs", None)
     if outputs is None or outputs.is_tensor_spec() or not outputs.has_input_names():
         return ("predictions",)

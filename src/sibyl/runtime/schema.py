@@ -5,19 +5,22 @@ per row), columns (one list per column) and rows (one array per row, in signatur
 one canonical batch (see ``runtime.types``). It checks names (missing / extra columns), types
 (safe casts only: int → float yes, float → int only when integral), shapes (row length) and the
 NaN policy, and raises :class:`~sibyl.errors.InvalidInputError` naming the field and what was
-expected. Instances are immutable and safe to share between threads.
+expected. Sequence columns (MLflow ``Array(long)``, one list of ids per row) are checked by
+``runtime._sequence`` against the model's sequence metadata and kept as list cells of a
+DataFrame. Instances are immutable and safe to share between threads.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from sibyl.errors import InvalidInputError
+from sibyl.runtime._sequence import SequenceSpec
 from sibyl.runtime._values import (
     EXPECT,
     Kind,
@@ -55,6 +58,7 @@ _V2_DATATYPE = {
     "str": "BYTES",
     "bytes": "BYTES",
     "datetime": "BYTES",
+    "seq": "INT64",
     "any": "BYTES",
 }
 
@@ -79,6 +83,7 @@ class InputSchema:
     ``numeric`` schemas (every column float/int/bool) build a float64 ``ndarray`` of shape
     ``(n, len(columns))`` in column order; others build a ``pandas.DataFrame``. An *untyped* schema
     (model logged without a signature) accepts any columns and builds a DataFrame as given.
+    ``sequence`` holds the rules of the ``seq`` columns (``None`` when there are none).
     """
 
     def __init__(
@@ -87,8 +92,10 @@ class InputSchema:
         *,
         nan_policy: Literal["reject", "allow"] = "reject",
         typed: bool = True,
+        sequence: SequenceSpec | None = None,
     ) -> None:
         self.columns: tuple[ColumnSpec, ...] = tuple(columns)
+        self.sequence = sequence
         self.names: tuple[str, ...] = tuple(c.name for c in self.columns)
         self.typed = typed
         self.numeric = (
@@ -103,9 +110,17 @@ class InputSchema:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_signature(
-        cls, signature: Any, *, nan_policy: Literal["reject", "allow"] = "reject"
+        cls,
+        signature: Any,
+        *,
+        nan_policy: Literal["reject", "allow"] = "reject",
+        sequence_metadata: Mapping[str, Any] | None = None,
     ) -> InputSchema:
-        """Build from an ``mlflow.models.ModelSignature`` (or ``None`` → untyped)."""
+        """Build from an ``mlflow.models.ModelSignature`` (or ``None`` → untyped).
+
+        ``sequence_metadata`` is the model's ``metadata["sibyl"]["sequence"]`` (see
+        :class:`SequenceSpec`); ``ValueError`` when it contradicts the signature.
+        """
         if signature is None or signature.inputs is None:
             return cls([], nan_policy=nan_policy, typed=False)
         inputs = signature.inputs
@@ -113,10 +128,11 @@ class InputSchema:
             return cls._from_tensor_spec(inputs, nan_policy)
         specs = []
         for i, col in enumerate(inputs.inputs):
-            kind = _MLFLOW_KIND.get(str(getattr(col.type, "name", col.type)), "any")
             name = col.name if col.name is not None else f"input_{i}"
-            specs.append(ColumnSpec(name, kind, bool(getattr(col, "required", True))))
-        return cls(specs, nan_policy=nan_policy)
+            specs.append(ColumnSpec(name, _kind(col.type), bool(getattr(col, "required", True))))
+        names, kinds = [c.name for c in specs], [c.kind for c in specs]
+        seq = SequenceSpec.from_metadata(sequence_metadata, names, kinds)
+        return cls(specs, nan_policy=nan_policy, sequence=seq)
 
     @classmethod
     def _from_tensor_spec(cls, inputs: Any, nan_policy: Literal["reject", "allow"]) -> InputSchema:
@@ -164,7 +180,7 @@ class InputSchema:
             self._raise_names(columns.keys(), field)
         lists = [columns[n] for n in self.names]
         n = column_length(lists, self.names, field)
-        return self._build([[col[r] for col in lists] for r in range(n)], field)
+        return self._build([[col[r] for col in lists] for r in range(n)], field, columnar=True)
 
     def from_rows(
         self, rows: Any, field: str = "rows", names: Sequence[str] | None = None
@@ -222,13 +238,23 @@ class InputSchema:
         return pd.concat(cast("list[pd.DataFrame]", list(batches)), ignore_index=True)
 
     def describe(self) -> list[dict[str, Any]]:
-        """Columns as OIP tensor metadata (``shape [-1]`` per column)."""
-        return [{"name": c.name, "datatype": c.v2_datatype, "shape": [-1]} for c in self.columns]
+        """Columns as OIP tensor metadata (``shape [-1]`` per column, ``[-1, -1]`` for sequence
+        columns: a row of ids per batch row)."""
+        return [
+            {
+                "name": c.name,
+                "datatype": c.v2_datatype,
+                "shape": [-1, -1] if c.kind == "seq" else [-1],
+            }
+            for c in self.columns
+        ]
 
     # -- internals ----------------------------------------------------------------------------
-    def _build(self, rows: list[list[Any]], field: str) -> Batch:
+    def _build(self, rows: list[list[Any]], field: str, columnar: bool = False) -> Batch:
         if self.numeric:
             return self._build_numeric(rows, field)
+        if self.sequence is not None:
+            rows = self.sequence.check(rows, field, columnar)
         return self._build_frame(rows, field)
 
     def _build_numeric(self, rows: list[list[Any]], field: str) -> np.ndarray[Any, Any]:
@@ -361,3 +387,12 @@ class InputSchema:
             )
         if set(names) != self._name_set:
             self._raise_names(names, field)
+
+
+def _kind(dtype: Any) -> Kind:
+    """Our kind of an MLflow column type: ``Array(long|integer)`` → ``seq``, other arrays and
+    unknown types → ``any``."""
+    if type(dtype).__name__ == "Array":
+        item = getattr(dtype, "dtype", None)
+        return "seq" if str(getattr(item, "name", item)) in ("long", "integer") else "any"
+    return _MLFLOW_KIND.get(str(getattr(dtype, "name", dtype)), "any")

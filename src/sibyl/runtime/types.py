@@ -8,6 +8,7 @@ concatenates them; a predictor never sees protocol objects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
@@ -28,6 +29,7 @@ class Engine(StrEnum):
     XGBOOST = "xgboost"
     LIGHTGBM = "lightgbm"
     PYFUNC = "pyfunc"
+    TORCH = "pytorch"
     PYTHON = "python"
     """A plain Python predictor (toy predictors in tests, rule models)."""
 
@@ -46,11 +48,15 @@ class Prediction:
 
     ``predictions`` has ``n`` rows (labels for classifiers, values for regressors, anything for
     pyfunc models); ``probabilities`` is ``(n, len(classes))`` for classifiers, else ``None``.
+    ``outputs`` holds the named outputs of multi-output models (torch modules returning a dict),
+    each with first dimension ``n``; ``predictions`` then holds the same data row by row (one
+    object per row with one key per output, or the values themselves for a single output).
     """
 
     predictions: np.ndarray[Any, Any]
     probabilities: np.ndarray[Any, Any] | None = None
     classes: tuple[Any, ...] | None = None
+    outputs: Mapping[str, np.ndarray[Any, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -58,7 +64,10 @@ class Prediction:
     def slice(self, start: int, stop: int) -> Prediction:
         """Rows ``start:stop`` (views, no copy)."""
         probs = None if self.probabilities is None else self.probabilities[start:stop]
-        return Prediction(self.predictions[start:stop], probs, self.classes)
+        outs = None
+        if self.outputs is not None:
+            outs = {k: v[start:stop] for k, v in self.outputs.items()}
+        return Prediction(self.predictions[start:stop], probs, self.classes, outs)
 
 
 @runtime_checkable
@@ -72,6 +81,19 @@ class Predictor(Protocol):
 
     def predict(self, batch: Batch) -> Prediction:
         """Predict every row of ``batch``."""
+        ...
+
+
+@runtime_checkable
+class DescribesOutputs(Protocol):
+    """Optional ability of a predictor: OIP V2 metadata of its named outputs.
+
+    ``describe_outputs`` returns ``[{"name", "datatype", "shape"}]`` (``-1`` = variable
+    dimension, the first is the batch); it is cheap and safe to call from any thread.
+    """
+
+    def describe_outputs(self) -> list[dict[str, Any]]:
+        """Metadata of each output tensor, in output order."""
         ...
 
 

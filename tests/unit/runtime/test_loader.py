@@ -94,12 +94,14 @@ def test_unconvertible_estimator_serves_natively_with_the_reason(zoo: Zoo) -> No
     assert loaded.predict(zoo.fresh.to_numpy()[:3]).classes == (0, 1)
 
 
-def test_non_numeric_schema_serves_natively_on_frames(zoo: Zoo) -> None:
+def test_mixed_schema_serves_through_onnx_on_frames(zoo: Zoo) -> None:
     loaded = _load(zoo.path("mixed"))
-    assert loaded.engine.engine is Engine.SKLEARN
-    assert loaded.engine.reason == "schema has non-numeric columns"
-    batch = loaded.schema.from_records([{"f0": 1.0, "f1": 2.0, "f2": 0.0, "city": "paris"}])
-    assert loaded.predict(batch).predictions.tolist() in ([0], [1])
+    assert loaded.engine.engine is Engine.ONNX, loaded.engine.reason
+    batch = loaded.schema.from_records([{"f0": 1.0, "f1": 2.0, "f2": 0.0, "city": "paris"},
+                                        {"f0": -1.0, "f1": 0.5, "f2": 3.0, "city": "oslo"}])
+    got, want = loaded.predict(batch), loaded.native.predict(batch)
+    assert got.predictions.tolist() == want.predictions.tolist()
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5)
 
 
 def test_pyfunc_model_gets_signature_dtypes_and_returns_row_dicts(zoo: Zoo) -> None:

@@ -7,10 +7,14 @@ Request (JSON object) — exactly one of::
     {"rows": [[1.0, ...], ...], "names"?: [...]}   one array per row (signature order by default)
 
 plus optional ``version`` (number), ``alias`` (e.g. ``"staging"``), ``priority``
-(``high|normal|low`` or 0 to 3), ``timeout_ms`` and ``probabilities`` (default true). Response::
+(``high|normal|low`` or 0 to 3), ``timeout_ms`` and ``probabilities`` (default true). Sequence
+columns take a list of ids per row (``{"exercises": [3, 1, 4], ...}``). Response::
 
     {"model", "version", "engine", "request_id", "predictions": [...],
      "probabilities"?: [[...]], "classes"?: [...]}
+
+where a model with several named outputs predicts one object per row
+(``{"p_correct": 0.71, "mastery": [...]}``).
 """
 
 from __future__ import annotations

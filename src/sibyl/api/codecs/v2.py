@@ -2,10 +2,14 @@
 
 Inputs are read in one of two layouts: one tensor of shape ``[n, k]`` (rows in signature order),
 or one input per column (named after it, shape ``[n]`` or ``[n, 1]`` — the ``"pd"`` content
-type, also assumed whenever there are several inputs). Outputs follow MLServer's names:
-``predict`` (labels or values) and, for classifiers, ``predict_proba``; a request's ``outputs``
-list selects among them. ``parameters.priority`` (1 highest, 0 default) and
-``parameters.timeout`` (µs) are honoured.
+type, also assumed whenever there are several inputs). In the per-column layout a sequence
+column (``Array(long)``) is either an integer tensor ``[n, T]`` (row ``i`` is the history of
+row ``i``; equal lengths) or a BYTES tensor ``[n]`` whose elements are JSON lists (``"[3, 1]"``,
+any lengths); the schema checks the ids. Outputs follow MLServer's names: ``predict`` (labels or
+values) and, for classifiers, ``predict_proba``; models with named outputs (torch modules
+returning a dict) answer one tensor per output instead (``p_correct`` ``[n]``, ``mastery``
+``[n, k]``). A request's ``outputs`` list selects among them. ``parameters.priority`` (1
+highest, 0 default) and ``parameters.timeout`` (µs) are honoured.
 """
 
 from __future__ import annotations
@@ -89,7 +93,37 @@ def decode(
 def encode(result: PredictResult, meta: Meta) -> bytes:
     """Write an inference response."""
     pred = result.prediction
-    wanted = meta.extra.get("outputs") or OUTPUTS
+    requested: tuple[str, ...] | None = meta.extra.get("outputs")
+    if pred.outputs is not None:
+        outs = [_out(k, pred.outputs[k]) for k in _selected(requested, tuple(pred.outputs))]
+    else:
+        default = OUTPUTS if pred.probabilities is not None else OUTPUTS[:1]
+        outs = _classic(result, requested or default)
+    return dumps(
+        {
+            "model_name": result.model,
+            "model_version": result.version,
+            "id": meta.extra.get("id") or meta.request_id,
+            "outputs": outs,
+            "parameters": {"engine": result.engine},
+        }
+    )
+
+
+def _selected(requested: tuple[str, ...] | None, available: tuple[str, ...]) -> tuple[str, ...]:
+    if requested is None:
+        return available
+    unknown = [n for n in requested if n not in available]
+    if unknown:
+        raise InvalidInputError(
+            f"Unknown output(s) {unknown}; available: {list(available)}", field="outputs"
+        )
+    return requested
+
+
+def _classic(result: PredictResult, wanted: tuple[str, ...]) -> list[dict[str, Any]]:
+    pred = result.prediction
+    _selected(wanted, OUTPUTS)
     outs = []
     if "predict" in wanted:
         outs.append(_out("predict", pred.predictions))
@@ -101,15 +135,7 @@ def encode(result: PredictResult, meta: Meta) -> bytes:
                 field="outputs",
             )
         outs.append(_out("predict_proba", pred.probabilities))
-    return dumps(
-        {
-            "model_name": result.model,
-            "model_version": result.version,
-            "id": meta.extra.get("id") or meta.request_id,
-            "outputs": outs,
-            "parameters": {"engine": result.engine},
-        }
-    )
+    return outs
 
 
 def error(exc: SibylError, request_id: str) -> bytes:
@@ -140,6 +166,7 @@ def _parameters(params: Any, meta: Meta) -> None:
 
 
 def _outputs(outputs: Any) -> tuple[str, ...] | None:
+    """The requested output names; whether the model has them is checked by ``encode``."""
     if outputs is None:
         return None
     if not isinstance(outputs, list) or not all(
@@ -148,13 +175,7 @@ def _outputs(outputs: Any) -> tuple[str, ...] | None:
         raise InvalidInputError(
             "'outputs' must be a list of {\"name\": ...} objects", field="outputs"
         )
-    names = tuple(str(o["name"]) for o in outputs)
-    unknown = [n for n in names if n not in OUTPUTS]
-    if unknown:
-        raise InvalidInputError(
-            f"Unknown output(s) {unknown}; available: {list(OUTPUTS)}", field="outputs"
-        )
-    return names
+    return tuple(str(o["name"]) for o in outputs)
 
 
 def _tensor(t: Any, i: int) -> tuple[str, list[int], list[Any]]:
@@ -199,21 +220,20 @@ def _flatten(data: Any, where: str) -> list[Any]:
     if not isinstance(data, list):
         raise InvalidInputError(f"'{where}.data' must be a list", field=f"{where}.data")
     if data and isinstance(data[0], list):
-        return np.asarray(data, dtype=object).ravel().tolist() if _regular(data) else _bad(where)
+        try:
+            flat: list[Any] = np.asarray(data, dtype=object).ravel().tolist()
+        except ValueError:
+            return _bad(where)
+        # numpy keeps the rows of a ragged nesting as list objects instead of refusing it
+        return _bad(where) if flat and isinstance(flat[0], list) else flat
     return data
-
-
-def _regular(data: list[Any]) -> bool:
-    try:
-        np.asarray(data, dtype=object).reshape(-1)
-    except ValueError:
-        return False
-    return True
 
 
 def _bad(where: str) -> list[Any]:
     raise InvalidInputError(
-        f"'{where}.data' is ragged; nested lists must form a regular array", field=f"{where}.data"
+        f"'{where}.data' is ragged; nested lists must form a regular array (send sequences "
+        "of different lengths as BYTES JSON strings, one per row)",
+        field=f"{where}.data",
     )
 
 
@@ -224,17 +244,20 @@ def _rows(shape: list[int], flat: list[Any], name: str) -> list[list[Any]]:
 
 
 def _columns(tensors: list[tuple[str, list[int], list[Any]]]) -> dict[str, list[Any]]:
+    """One column per input: ``[n]`` / ``[n, 1]`` → n values, ``[n, T]`` → n lists of T values
+    (a sequence column; the schema refuses lists in scalar columns)."""
     columns: dict[str, list[Any]] = {}
     for name, shape, flat in tensors:
-        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+        if len(shape) > 2:
             raise InvalidInputError(
                 f"Input '{name}' has shape {shape}; with one input per column each must be "
-                "[n] or [n, 1]",
+                "[n], [n, 1] or, for a sequence column, [n, T]",
                 field=name,
             )
         if name in columns:
             raise InvalidInputError(f"Input '{name}' appears twice", field=name)
-        columns[name] = flat
+        wide = len(shape) == 2 and shape[1] != 1
+        columns[name] = _rows(shape, flat, name) if wide else flat
     return columns
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 import sibyl
 from sibyl.api.routes._deps import blocking, container
 from sibyl.errors import NotReadyError
+from sibyl.runtime.types import DescribesOutputs
 from sibyl.service import ServedVersion
 
 router = APIRouter(prefix="/v2", tags=["v2"])
@@ -47,7 +48,9 @@ def _metadata(sv: ServedVersion, versions: list[str]) -> dict[str, Any]:
             "shape": [-1],
         }
     ]
-    if m.task.value == "classifier":
+    if isinstance(m.predictor, DescribesOutputs):  # named outputs (torch modules)
+        outputs = m.predictor.describe_outputs()
+    elif m.task.value == "classifier":
         outputs[0]["datatype"] = "BYTES"
         outputs.append(
             {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(m.classes or ())]}

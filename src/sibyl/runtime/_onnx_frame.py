@@ -1,0 +1,219 @@
+"""ONNX for DataFrame batches: scikit-learn pipelines whose inputs include string columns.
+
+:func:`convert_frame` converts with one ONNX input per signature column (``StringTensorType``
+for ``str`` columns, ``FloatTensorType`` for ``float`` / ``bool``, ``Int64TensorType`` for
+``int``), after :func:`~sibyl.runtime._onnx_text.inspect_pipeline` found nothing ONNX cannot
+express, with the vectorizer options that make ONNX Runtime tokenize like scikit-learn.
+:class:`OnnxFramePredictor` feeds each column of a DataFrame batch as its own ``(n, 1)`` input
+and returns what the native predictor returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sibyl.runtime._onnx import (
+    OnnxPredictor,
+    Verification,
+    compiled_choice,
+    onnx_opset,
+    open_and_verify,
+    short_error,
+    type_name,
+)
+from sibyl.runtime._onnx_text import PipelineReport, inspect_pipeline
+from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor, Task
+
+if TYPE_CHECKING:
+    from sibyl.runtime.schema import InputSchema
+    from sibyl.settings import RuntimeSettings
+
+Array = np.ndarray[Any, Any]
+_FED_KINDS = ("str", "float", "bool", "int")
+
+
+class FrameNotConvertibleError(Exception):
+    """Raised by :func:`convert_frame` with the reason ONNX is not used (caught by the caller)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """One ONNX input: the signature column it comes from and how its values are cast."""
+
+    column: str
+    kind: str
+    nullable: bool
+
+    def array(self, values: Array) -> Array:
+        """The ``(n, 1)`` object array ``values`` (one column) as the ONNX input's type."""
+        if self.kind == "str":
+            return values
+        return values.astype(np.int64 if self.kind == "int" else np.float32)
+
+
+def untyped_columns(schema: InputSchema) -> str | None:
+    """Why some columns cannot be ONNX inputs (``None``: every column can)."""
+    untyped = [f"'{c.name}' ({c.kind})" for c in schema.columns if c.kind not in _FED_KINDS]
+    if not untyped:
+        return None
+    return f"column(s) {', '.join(untyped)} have no ONNX input type (numbers and strings only)"
+
+
+def frame_feeds(schema: InputSchema) -> tuple[Feed, ...]:
+    """One :class:`Feed` per column whose kind ONNX takes (see :func:`untyped_columns`)."""
+    may_be_null = schema.nan_policy == "allow"
+    return tuple(
+        Feed(c.name, c.kind, may_be_null or not c.required)
+        for c in schema.columns
+        if c.kind in _FED_KINDS
+    )
+
+
+def compile_frame(
+    model: Any,
+    native: Predictor,
+    *,
+    schema: InputSchema,
+    settings: RuntimeSettings,
+    sample: Batch,
+) -> tuple[OnnxPredictor | None, EngineChoice]:
+    """:func:`~sibyl.runtime._onnx.compile_onnx` for non-numeric schemas (same contract).
+
+    ``sample`` is a DataFrame of the schema's columns (the input example and generated rows).
+    Never raises for a model that merely does not convert or verify: the reason says why.
+    """
+    fallback = getattr(native, "engine", Engine.PYTHON)
+    try:
+        proto, note = convert_frame(model, schema, onnx_opset())
+    except FrameNotConvertibleError as exc:
+        return None, EngineChoice(fallback, f"ONNX cannot run {type_name(model)}: {exc}")
+    except Exception as exc:  # converters raise anything; the reason carries it
+        return None, EngineChoice(
+            fallback, f"skl2onnx cannot convert {type_name(model)}: {short_error(exc)}"
+        )
+    build = frame_predictor_factory(frame_feeds(schema), native)
+    try:
+        compiled, check = open_and_verify(proto, native, sample, settings, build)
+    except Exception as exc:  # a native or ORT failure on the sample: serve native
+        return None, EngineChoice(fallback, f"verification failed: {short_error(exc)}")
+    if not check.ok:
+        reason = mismatch_reason(check, str(fallback), note, settings)
+        return None, EngineChoice(fallback, reason, check.max_abs_diff)
+    return compiled, compiled_choice(check, proto, fallback, settings)
+
+
+def mismatch_reason(check: Verification, native: str, note: str, settings: RuntimeSettings) -> str:
+    """``"verification failed: ONNX outputs differ from sklearn on 3 of 256 rows …"``."""
+    if not (check.problem or "").startswith("max |Δ|"):  # labels or shapes differ
+        return f"verification failed: {check.problem}; serving natively"
+    cause = f"; the usual cause is a tokenizer mismatch ({note})" if note else ""
+    return (
+        f"verification failed: ONNX outputs differ from {native} on {check.rows_bad} of "
+        f"{check.rows} rows (max |Δ| {check.max_abs_diff:.2g} > atol {settings.onnx_atol:g} "
+        f"+ rtol {settings.onnx_rtol:g}·|native|){cause}; serving natively"
+    )
+
+
+def convert_frame(model: Any, schema: InputSchema, opset: dict[str, int]) -> tuple[Any, str]:
+    """``(onnx.ModelProto, tokenizer note)`` of ``model`` taking one input per column.
+
+    The note is ``""`` or ``"token_pattern … → RE2 …"`` for each vectorizer (for reasons).
+    Raises :class:`FrameNotConvertibleError` when a step cannot be expressed; anything skl2onnx
+    raises propagates (the caller turns it into a reason).
+    """
+    from skl2onnx import convert_sklearn
+
+    from sibyl.runtime._converters import register_converters
+    from sibyl.runtime._native import sklearn_task
+
+    report = inspect_pipeline(model)
+    untyped = untyped_columns(schema)
+    blockers = report.blockers + ([untyped] if untyped else [])
+    if blockers:
+        raise FrameNotConvertibleError("; ".join(blockers))
+    feeds = frame_feeds(schema)
+    register_converters()
+    options = dict(report.options)
+    if sklearn_task(model) is Task.CLASSIFIER:
+        options[id(model)] = {"zipmap": False}
+    proto = convert_sklearn(
+        model, initial_types=_initial_types(feeds), options=options, target_opset=opset
+    )
+    return proto, _tokenizer_note(report)
+
+
+def _initial_types(feeds: tuple[Feed, ...]) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
+    types = {"str": StringTensorType, "int": Int64TensorType}
+    return [(f.column, types.get(f.kind, FloatTensorType)([None, 1])) for f in feeds]
+
+
+def _tokenizer_note(report: PipelineReport) -> str:
+    return "; ".join(report.vectorizers)
+
+
+class OnnxFramePredictor(OnnxPredictor):
+    """An :class:`OnnxPredictor` over DataFrame batches: one ONNX input per column.
+
+    Outputs are decoded exactly as :class:`OnnxPredictor` does (native classes and label dtype,
+    float64 probabilities). A batch with a missing value in a column ONNX cannot carry missing
+    values in (strings, integers, booleans) is predicted by ``fallback`` — the native predictor — so
+    serving never fails where the native model would not. Thread safety as ``OnnxPredictor``.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        feeds: tuple[Feed, ...],
+        *,
+        fallback: Predictor,
+        task: Task,
+        classes: tuple[Any, ...] | None = None,
+        label_dtype: Any = None,
+        has_proba: bool = False,
+    ) -> None:
+        super().__init__(
+            session, task=task, classes=classes, label_dtype=label_dtype, has_proba=has_proba
+        )
+        self.feeds = feeds
+        self.fallback = fallback
+        import pandas as pd
+
+        self._columns = pd.Index([f.column for f in feeds])
+        self._slices = tuple(slice(j, j + 1) for j in range(len(feeds)))
+        self._null_checked = [j for j, f in enumerate(feeds) if f.nullable and f.kind != "float"]
+
+    def predict(self, batch: Batch) -> Prediction:
+        """Predict every row of a DataFrame batch (see the class docstring)."""
+        if isinstance(batch, np.ndarray):
+            return self.fallback.predict(batch)
+        if not batch.columns.equals(self._columns):  # InputSchema builds them in this order
+            batch = batch[self._columns]
+        # one object matrix for all columns: 2-4x cheaper than per-column Series conversions
+        values = batch.to_numpy(dtype=object)
+        if self._null_checked and self._has_nulls(values):
+            return self.fallback.predict(batch)
+        feeds = zip(self.feeds, self._slices, strict=True)
+        inputs = {f.column: f.array(values[:, cols]) for f, cols in feeds}
+        return self.decode(self.session.run(self._fetch, inputs)[0])
+
+    def _has_nulls(self, values: Array) -> bool:
+        import pandas as pd
+
+        return bool(pd.isna(values[:, self._null_checked]).any())
+
+
+def frame_predictor_factory(
+    feeds: tuple[Feed, ...], fallback: Predictor
+) -> Callable[..., OnnxPredictor]:
+    """A constructor with :class:`OnnxPredictor`'s signature building frame predictors."""
+
+    def build(session: Any, **kwargs: Any) -> OnnxPredictor:
+        return OnnxFramePredictor(session, feeds, fallback=fallback, **kwargs)
+
+    return build
