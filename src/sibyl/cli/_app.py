@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sibyl.cli import models, predict, train
+from sibyl.cli import models, predict, train, zoo
 from sibyl.cli._common import console, fail, progress_bar, progress_status, settings_from
 from sibyl.errors import SibylError
 
@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Serve every model in an MLflow registry fast, and keep it healthy.",
 )
 app.add_typer(models.app, name="models")
+app.add_typer(zoo.app, name="zoo")
 
 
 @app.callback()
@@ -61,8 +62,11 @@ def demo(
         typer.Option(help="Train only these zoo use cases (default: all five)."),
     ] = None,
 ) -> None:
-    """Train and register the demo models and the five zoo use cases (first run), set their
-    stages, serve."""
+    """Train and register the demo models and the five zoo use cases, then serve them.
+
+    Runs once per registry (``--force`` trains again); every model but demo-classifier v2
+    (staging) goes to production.
+    """
     from sibyl.cli.train import print_registered
     from sibyl.zoo.catalog import USE_CASES
     from sibyl.zoo.demo import demo_registered, demo_steps, register_demo

@@ -1,4 +1,5 @@
-"""``sibyl zoo …``: reproduce a reference use case's published table."""
+"""``sibyl zoo …``: the reference use cases — list them, reproduce a published table, report
+which engine serves each model."""
 
 from __future__ import annotations
 
@@ -7,15 +8,38 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from sibyl.cli import train as train_cli
 from sibyl.cli._common import console, fail, out, progress_bar
 
 if TYPE_CHECKING:
     from sibyl.zoo.knowledge_tracing.reproduce import ReproRow
 
-app = typer.Typer(no_args_is_help=True, help="Reference use cases: reproduce published results.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Reference use cases: list, reproduce published results, report serving engines.",
+)
 
 REPRODUCIBLE = ("dkt",)
 """Use cases ``reproduce`` knows."""
+
+
+@app.callback()
+def _group() -> None:
+    """Reference use cases: list, reproduce published results, report serving engines."""
+
+
+@app.command("list")
+def list_use_cases() -> None:
+    """The five use cases and the models each registers (``sibyl train <use-case>``)."""
+    from sibyl.zoo.catalog import USE_CASES
+
+    table = Table("use case", "models", "what")
+    for case in USE_CASES.values():
+        table.add_row(case.name, ", ".join(case.models), case.title)
+    out.print(table)
+
+
+app.command("engines")(train_cli.engines)
 
 
 @app.command()

@@ -8,7 +8,8 @@ for categorical columns, plus token-count summaries for free-text columns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,43 @@ def _categorical_summary(series: pd.Series[Any]) -> dict[str, Any]:
     return out
 
 
+@contextmanager
+def model_run(name: str, tracking_uri: str, artifact_location: str) -> Iterator[Any]:
+    """A block with an active MLflow run named ``name`` in experiment ``name`` (created with
+    ``artifact_location`` if missing); yields an ``MlflowClient`` for ``tracking_uri``.
+
+    The global MLflow tracking URI is ``tracking_uri`` only within the block and restored
+    afterwards (also on error).
+    """
+    import mlflow
+
+    was_set = bool(mlflow.is_tracking_uri_set())  # type: ignore[no-untyped-call]
+    previous = mlflow.get_tracking_uri() if was_set else None
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(name, artifact_location=artifact_location)
+        )
+        with mlflow.start_run(run_name=name, experiment_id=experiment_id):
+            yield client
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
+
+
+def log_run_data(params: dict[str, Any], metrics: dict[str, float], profiled: pd.DataFrame) -> None:
+    """Log ``params``, ``metrics`` and the reference profile of ``profiled`` into the active
+    run (``reference_profile.json``)."""
+    import mlflow
+
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(reference_profile(profiled), PROFILE_ARTIFACT)
+
+
 def log_and_register(
     model: Any,
     name: str,
@@ -154,34 +192,19 @@ def log_and_register(
     import sklearn
     from mlflow.models import infer_signature
 
-    was_set = bool(mlflow.is_tracking_uri_set())  # type: ignore[no-untyped-call]
-    previous = mlflow.get_tracking_uri() if was_set else None
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        client = mlflow.MlflowClient(tracking_uri)
-        experiment = client.get_experiment_by_name(name)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(name, artifact_location=artifact_location)
+    head = x_example.head(200)
+    with model_run(name, tracking_uri, artifact_location) as client:
+        log_run_data(params, metrics, x_example)
+        # explicit requirements: inferring them costs MLflow ≈ 6 s a model
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            signature=infer_signature(head, model.predict(head)),
+            input_example=x_example.head(5),
+            registered_model_name=name,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
-        head = x_example.head(200)
-        with mlflow.start_run(run_name=name, experiment_id=experiment_id):
-            mlflow.log_params(params)
-            mlflow.log_metrics(metrics)
-            mlflow.log_dict(reference_profile(x_example), PROFILE_ARTIFACT)
-            # explicit requirements: inferring them costs MLflow ≈ 6 s a model
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                serialization_format="cloudpickle",
-                signature=infer_signature(head, model.predict(head)),
-                input_example=x_example.head(5),
-                registered_model_name=name,
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-            )
         version = str(info.registered_model_version)
         client.update_model_version(name, version, description)
-        return version
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
+    return version
