@@ -68,16 +68,18 @@ def _production_models(uri: str) -> dict[str, str]:
     import mlflow
 
     client = mlflow.MlflowClient(uri)
-    return {m.name: m.aliases["production"] for m in client.search_registered_models()
+    return {m.name: str(m.aliases["production"]) for m in client.search_registered_models()
             if "production" in m.aliases}
 
 
 def _example_records(uri: str, name: str, version: str) -> list[dict[str, Any]]:
     """The version's logged input example as JSON records (ISO datetimes, lists as lists)."""
-    import mlflow
     from mlflow.models import Model
 
-    path = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", tracking_uri=uri)
+    from sibyl.registry import ModelRegistry
+
+    path = str(ModelRegistry(uri).download(name, version, Path(uri[len("sqlite:///"):]).parent
+                                           / "examples"))
     frame = Model.load(path).load_input_example(path)
     records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
     return records
@@ -149,4 +151,8 @@ def test_every_model_answers_open_inference_v2(demo: tuple[Server, Path, float])
             assert r.status_code == 200, (name, r.text)
             out = r.json()
             assert out["model_version"] == version
-            assert out["outputs"][0]["shape"][0] == len(records)
+            described = {o["name"] for o in meta["outputs"]}
+            for tensor in out["outputs"]:
+                assert tensor["shape"][0] == len(records) and tensor["name"] in described
+                if tensor["datatype"] == "BYTES":  # V2: BYTES elements are strings
+                    assert all(isinstance(v, str) for v in tensor["data"]), (name, tensor)

@@ -9,6 +9,7 @@ model libraries.
 
 from sibyl.runtime._native import BoosterPredictor, SklearnPredictor
 from sibyl.runtime._onnx import OnnxPredictor, compile_onnx, onnx_precheck
+from sibyl.runtime._outputs import named_prediction, oip_datatype
 from sibyl.runtime._pyfunc import PyfuncPredictor
 from sibyl.runtime._sequence import SequenceSpec
 from sibyl.runtime._torch import TorchPredictor
@@ -44,6 +45,8 @@ __all__ = [
     "choose_flavor",
     "compile_onnx",
     "load_model",
+    "named_prediction",
+    "oip_datatype",
     "onnx_precheck",
     "synthetic_batch",
 ]

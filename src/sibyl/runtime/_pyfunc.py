@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sibyl.errors import PredictionError
+from sibyl.runtime._outputs import OutputShapes, named_prediction
 from sibyl.runtime.types import Batch, Engine, Prediction, Task
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sibyl.runtime.schema import InputSchema
 
 Array = np.ndarray[Any, Any]
@@ -28,7 +31,8 @@ class PyfuncPredictor:
     ``columns`` (tensor signatures) the array is passed as ``array_dtype`` (1-D when ``flat``).
     Outputs become one row each: an
     ndarray or Series as is, a one-column DataFrame (or ``(n, 1)`` array) as that column, a wider
-    DataFrame as an object array of row dicts, a list as an array. Always :attr:`Task.OTHER`.
+    DataFrame as named outputs (one per column; row objects in ``predictions``), a list as an
+    array. Always :attr:`Task.OTHER`.
     """
 
     engine = Engine.PYFUNC
@@ -49,6 +53,7 @@ class PyfuncPredictor:
         self._dtypes = {k: v for k, v in (dtypes or {}).items() if np.dtype(v) != np.float64}
         self._array_dtype = array_dtype
         self._flat = flat
+        self._shapes = OutputShapes()
 
     @classmethod
     def from_signature(cls, model: Any, signature: Any, schema: InputSchema) -> PyfuncPredictor:
@@ -70,7 +75,14 @@ class PyfuncPredictor:
     def predict(self, batch: Batch) -> Prediction:
         """Predict every row; raise :class:`PredictionError` unless there is one output per row."""
         n = int(batch.shape[0])
-        return Prediction(pyfunc_rows(self.model.predict(self._frame(batch)), n))
+        pred = pyfunc_prediction(self.model.predict(self._frame(batch)), n)
+        self._shapes.observe(pred)
+        return pred
+
+    def describe_outputs(self) -> list[dict[str, Any]]:
+        """OIP metadata of the outputs (as seen at warm-up): one per column of a multi-column
+        DataFrame, else ``predict``."""
+        return self._shapes.describe()
 
     def _frame(self, batch: Batch) -> Any:
         import pandas as pd
@@ -86,6 +98,35 @@ class PyfuncPredictor:
             return frame
         casts = {c: t for c, t in self._dtypes.items() if c in frame.columns}
         return frame.astype(casts) if casts else frame
+
+
+def pyfunc_prediction(out: Any, n: int) -> Prediction:
+    """A pyfunc model's output as a Prediction: a multi-column DataFrame (or dict of columns)
+    becomes named outputs, one per column (row objects in ``predictions``); anything else one
+    value per row (see :func:`pyfunc_rows`)."""
+    import pandas as pd
+
+    if isinstance(out, dict):
+        out = pd.DataFrame(out)
+    if isinstance(out, pd.DataFrame) and out.shape[1] > 1:
+        _check_rows(len(out), n)
+        return named_prediction({str(c): _column(out[c]) for c in out.columns}, n)
+    return Prediction(pyfunc_rows(out, n))
+
+
+def _column(series: pd.Series[Any]) -> Array:
+    values = series.to_numpy()
+    if values.dtype != object:
+        return values
+    return _objects(values.tolist())  # list cells stay one object each
+
+
+def _check_rows(got: int, n: int) -> None:
+    if got != n:
+        raise PredictionError(
+            f"the pyfunc model returned {got} outputs for {n} input rows; "
+            "its predict must return one output per row"
+        )
 
 
 def pyfunc_rows(out: Any, n: int) -> Array:
@@ -104,12 +145,12 @@ def pyfunc_rows(out: Any, n: int) -> Array:
         arr = np.asarray(out)
     if arr.ndim == 2 and arr.shape[-1] == 1:
         arr = arr.reshape(len(arr))
-    if arr.ndim == 0 or len(arr) != n:
-        got = "a scalar" if arr.ndim == 0 else f"{len(arr)} outputs"
+    if arr.ndim == 0:
         raise PredictionError(
-            f"the pyfunc model returned {got} for {n} input rows; "
+            f"the pyfunc model returned a scalar for {n} input rows; "
             "its predict must return one output per row"
         )
+    _check_rows(len(arr), n)
     return arr
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sibyl.errors import MissingExtraError, PredictionError
+from sibyl.runtime._outputs import OutputShapes, named_prediction
 from sibyl.runtime.types import Batch, Engine, Prediction, Task
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class TorchPredictor:
         self._outputs = tuple(outputs)
         self._tensor_dtype = tensor_dtype
         self._flat = flat
-        self._described: list[dict[str, Any]] | None = None
+        self._shapes = OutputShapes(self._outputs)
 
     @classmethod
     def load(cls, path: Path, signature: Any, schema: InputSchema, threads: int) -> TorchPredictor:
@@ -124,16 +125,12 @@ class TorchPredictor:
             else:
                 out = self.module(**self._kwargs(batch))
         pred = self._prediction(out, n)
-        if self._described is None:
-            self._described = _describe(pred)
+        self._shapes.observe(pred)
         return pred
 
     def describe_outputs(self) -> list[dict[str, Any]]:
         """OIP metadata of the outputs (shapes as seen at warm-up; ``[-1]`` before it)."""
-        if self._described is not None:
-            return self._described
-        names = self._outputs or ("predict",)
-        return [{"name": n, "datatype": "FP32", "shape": [-1]} for n in names]
+        return self._shapes.describe()
 
     # -- inputs ----------------------------------------------------------------------------------
     def _tensor(self, batch: Batch) -> Any:
@@ -183,19 +180,6 @@ def pad(sequences: list[list[int]]) -> tuple[Array, Array]:
     return padded, lengths
 
 
-def named_prediction(outputs: Mapping[str, Array], n: int) -> Prediction:
-    """Named ``(n, …)`` arrays as a Prediction: row objects (the values for one output)."""
-    first = next(iter(outputs.values()))
-    if len(outputs) == 1:
-        values = first.reshape(n) if first.ndim == 2 and first.shape[1] == 1 else first
-        return Prediction(values, outputs=outputs)
-    rows = np.empty(n, dtype=object)
-    names = list(outputs)
-    for i, row in enumerate(zip(*(outputs[k] for k in names), strict=True)):
-        rows[i] = dict(zip(names, row, strict=True))
-    return Prediction(rows, outputs=outputs)
-
-
 def _named(out: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     wanted = names or tuple(str(k) for k in out)
     missing = [k for k in wanted if k not in out]
@@ -221,23 +205,3 @@ def _numpy(value: Any, name: str, n: int) -> Array:
 def _scalars(frame: pd.DataFrame, col: ColumnSpec) -> Array:
     # a copy: pandas hands out read-only views, which torch.from_numpy warns about
     return np.array(frame[col.name].to_numpy(dtype=_DTYPES.get(col.kind, "float32")), copy=True)
-
-
-def _describe(pred: Prediction) -> list[dict[str, Any]]:
-    named = pred.outputs if pred.outputs is not None else {"predict": pred.predictions}
-    return [
-        {"name": k, "datatype": oip_datatype(a), "shape": [-1, *a.shape[1:]]}
-        for k, a in named.items()
-    ]
-
-
-def oip_datatype(arr: Array) -> str:
-    """The Open Inference Protocol datatype of an array (``BYTES`` for anything not numeric)."""
-    kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind == "b":
-        return "BOOL"
-    if kind in "iu":
-        return f"{'U' if kind == 'u' else ''}INT{size * 8}"
-    if kind == "f":
-        return f"FP{size * 8}"
-    return "BYTES"

@@ -30,6 +30,7 @@ from sibyl.api.codecs._common import (
     require_object,
 )
 from sibyl.errors import InvalidInputError, SibylError
+from sibyl.runtime import oip_datatype
 from sibyl.service import Inputs, PredictRequest, PredictResult
 
 DATATYPES = frozenset(
@@ -262,20 +263,12 @@ def _columns(tensors: list[tuple[str, list[int], list[Any]]]) -> dict[str, list[
 
 
 def _out(name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "shape": list(arr.shape),
-        "datatype": _datatype(arr),
-        "data": json_value(arr.reshape(-1)),
-    }
+    datatype = oip_datatype(arr)
+    flat = arr.reshape(-1)
+    data = json_value(flat) if datatype != "BYTES" else [_text(v) for v in flat.tolist()]
+    return {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}
 
 
-def _datatype(arr: np.ndarray[Any, Any]) -> str:
-    kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind == "b":
-        return "BOOL"
-    if kind in "iu":
-        return f"{'U' if kind == 'u' else ''}INT{size * 8}"
-    if kind == "f":
-        return f"FP{size * 8}"
-    return "BYTES"
+def _text(value: Any) -> str:
+    """A BYTES element: strings as they are, anything else (lists, objects) as JSON text."""
+    return value if isinstance(value, str) else dumps(value).decode()
