@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from sibyl.cli import models, predict, train, zoo
-from sibyl.cli._common import console, fail, progress_bar, progress_status, settings_from
+from sibyl.cli._common import (
+    console,
+    fail,
+    progress_bar,
+    progress_status,
+    quiet_libraries,
+    settings_from,
+)
 from sibyl.errors import SibylError
 
 app = typer.Typer(
@@ -81,7 +88,10 @@ def demo(
         with progress_status("checking the registry"):
             present = demo_registered(uri, cases)
         if force or not present:
-            with progress_bar(demo_steps(cases), "registering the demo models") as bar:
+            with (
+                quiet_libraries(),
+                progress_bar(demo_steps(cases), "registering the demo models") as bar,
+            ):
                 outcome = register_demo(
                     uri,
                     settings.artifact_root(),

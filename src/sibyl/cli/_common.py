@@ -72,6 +72,24 @@ def progress_bar(total: int, first: str) -> Iterator[StepBar]:
         bar.update(task, completed=total)
 
 
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep MLflow's info logs and hints off the terminal while a progress bar runs (its
+    warnings about pickled models and integer columns concern every zoo model alike)."""
+    import logging
+    import warnings
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def fail(exc: SibylError | Exception) -> typer.Exit:
     """Print an error the way users read it and return the exit to raise."""
     message = exc.message if isinstance(exc, SibylError) else str(exc)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sibyl.cli._common import console, fail, out, progress_bar, settings_from
+from sibyl.cli._common import console, fail, out, progress_bar, quiet_libraries, settings_from
 from sibyl.errors import SibylError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def train(
     try:
         case = get_use_case(use_case)
         size = "full-size" if full else "small"
-        with progress_bar(1, f"training {case.name} ({size})") as bar:
+        with quiet_libraries(), progress_bar(1, f"training {case.name} ({size})") as bar:
             bar(f"training {case.name} ({size})")
             registered = case.register_all(
                 uri,
