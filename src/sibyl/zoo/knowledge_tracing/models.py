@@ -9,8 +9,10 @@ Both are :class:`KnowledgeTracer` modules and follow the sequence-model contract
   P(answer ``t`` of row ``i`` is right) given the row's answers ``0 … t-1`` (entry ``t = 0`` is
   the prior, from no history);
 * ``forward(exercises, correct, lengths, query)`` is the serving view and returns
-  ``{"p_correct": (n,), "mastery": (n, n_exercises)}``: ``mastery[i, j]`` = P(right on exercise
-  ``j`` next) after row ``i``'s whole history, ``p_correct[i] = mastery[i, query[i]]``.
+  ``{"p_correct": (n,), "mastery": (n, n_exercises), "weakest": (n, 3), "suggested": (n, 3)}``:
+  ``mastery[i, j]`` = P(right on exercise ``j`` next) after row ``i``'s whole history,
+  ``p_correct[i] = mastery[i, query[i]]``; the last two are the per-student insights (weakest
+  exercises, suggested next ones) computed from ``mastery``.
 
 The classes live here (an importable module) so ``mlflow.pytorch``'s pickle can load them.
 """
@@ -24,11 +26,26 @@ import torch.nn.functional as F  # noqa: N812  (the usual torch alias)
 from torch import Tensor, nn
 
 from sibyl.errors import InvalidInputError
+from sibyl.zoo.knowledge_tracing.insights import PRODUCTIVE_BAND
 
 MAX_LENGTH = 200
 """Longest history the served models accept (the ``max_length`` of their metadata)."""
-OUTPUTS = ("p_correct", "mastery")
+OUTPUTS = ("p_correct", "mastery", "weakest", "suggested")
 """Keys of ``forward``'s result, the primary prediction first."""
+INSIGHT_K = 3
+"""Exercises in the ``weakest`` and ``suggested`` outputs."""
+
+
+def insight_indices(mastery: Tensor, k: int = INSIGHT_K) -> tuple[Tensor, Tensor]:
+    """Per row, the ``k`` weakest exercises (lowest mastery first) and the ``k`` suggested next
+    ones: the productive-band rule of :mod:`~sibyl.zoo.knowledge_tracing.insights` with no
+    exclusions — for its symmetric band that is the order of the distance to the band's middle
+    (in-band exercises first, then the nearest out of it); ties go to the lower id."""
+    k = min(k, int(mastery.shape[1]))
+    weakest = torch.argsort(mastery, dim=1, stable=True)[:, :k]
+    low, high = PRODUCTIVE_BAND
+    distance = (mastery - (low + high) / 2.0).abs()
+    return weakest, torch.argsort(distance, dim=1, stable=True)[:, :k]
 
 
 def interaction_ids(exercises: Tensor, correct: Tensor, n_exercises: int) -> Tensor:
@@ -95,7 +112,8 @@ class KnowledgeTracer(nn.Module):
     def forward(
         self, exercises: Tensor, correct: Tensor, lengths: Tensor, query: Tensor
     ) -> dict[str, Tensor]:
-        """The contract call: ``{"p_correct": (n,), "mastery": (n, n_exercises)}``.
+        """The contract call: ``{"p_correct": (n,), "mastery": (n, n_exercises), "weakest":
+        (n, k), "suggested": (n, k)}`` (``k`` = :data:`INSIGHT_K`, see :func:`insight_indices`).
 
         Raises :class:`InvalidInputError` for shapes, ids or lengths outside the contract.
         """
@@ -107,7 +125,13 @@ class KnowledgeTracer(nn.Module):
             )
         mastery = torch.sigmoid(self.mastery_logits(exercises, correct, lengths))
         p_correct = mastery.gather(1, query.unsqueeze(1)).squeeze(1)
-        return {"p_correct": p_correct, "mastery": mastery}
+        weakest, suggested = insight_indices(mastery)
+        return {
+            "p_correct": p_correct,
+            "mastery": mastery,
+            "weakest": weakest,
+            "suggested": suggested,
+        }
 
 
 class DKTLSTM(KnowledgeTracer):

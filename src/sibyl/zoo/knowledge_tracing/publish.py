@@ -48,7 +48,7 @@ def sequence_metadata(model: KnowledgeTracer) -> dict[str, Any]:
 def signature() -> ModelSignature:
     """Inputs ``exercises: Array(long)``, ``correct: Array(long)``, ``query: long`` (what
     ``infer_signature`` gives for :func:`request_frame`); outputs ``p_correct: float``,
-    ``mastery: Array(float)``."""
+    ``mastery: Array(float)``, ``weakest`` and ``suggested``: ``Array(long)``."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, Schema
     from mlflow.types.schema import Array
@@ -61,7 +61,12 @@ def signature() -> ModelSignature:
         ]
     )
     outputs = Schema(
-        [ColSpec(DataType.float, "p_correct"), ColSpec(Array(DataType.float), "mastery")]
+        [
+            ColSpec(DataType.float, "p_correct"),
+            ColSpec(Array(DataType.float), "mastery"),
+            ColSpec(Array(DataType.long), "weakest"),
+            ColSpec(Array(DataType.long), "suggested"),
+        ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
 

@@ -73,3 +73,22 @@ def test_bad_input_names_the_field(call: object, field: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         call()  # type: ignore[operator]
     assert caught.value.field == field
+
+
+def test_served_insight_outputs_follow_the_same_rules() -> None:
+    """The ``weakest`` / ``suggested`` outputs of the served modules equal the pure functions'
+    answers on random mastery vectors (in-band and out-of-band alike)."""
+    import numpy as np
+    import torch
+
+    from sibyl.zoo.knowledge_tracing.models import insight_indices
+
+    rng = np.random.default_rng(0)
+    vectors = rng.random((200, 50)).astype(np.float32)
+    vectors[:50] = rng.uniform(0.8, 1.0, (50, 50))  # nothing in the band: nearest out of it
+    weakest, suggested = insight_indices(torch.from_numpy(vectors), k=3)
+    for row, w, s in zip(vectors.astype(np.float64), weakest.tolist(), suggested.tolist(),
+                         strict=True):
+        insights = student_insights(row, k=3)
+        assert w == [m.skill for m in insights.weakest]
+        assert s == [g.exercise for g in insights.suggested]

@@ -37,7 +37,7 @@ def test_forward_follows_the_contract(model: KnowledgeTracer) -> None:
     lengths, query = torch.tensor([7, 3, 1]), torch.tensor([0, 5, 11])
     with torch.inference_mode():
         out = model(exercises=ex, correct=co, lengths=lengths, query=query)
-    assert set(out) == {"p_correct", "mastery"}
+    assert set(out) == {"p_correct", "mastery", "weakest", "suggested"}
     assert out["p_correct"].shape == (3,) and out["mastery"].shape == (3, N)
     assert torch.all((out["mastery"] > 0) & (out["mastery"] < 1))
     torch.testing.assert_close(out["p_correct"], out["mastery"][torch.arange(3), query])

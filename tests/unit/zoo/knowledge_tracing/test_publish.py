@@ -93,7 +93,7 @@ def test_signature_metadata_and_example_follow_docs_zoo(
         "max_length": 200,
         "truncate": False,
         "ranges": {"exercises": [0, 49], "correct": [0, 1], "query": [0, 49]},
-        "outputs": ["p_correct", "mastery"],
+        "outputs": ["p_correct", "mastery", "weakest", "suggested"],
     }
 
 
