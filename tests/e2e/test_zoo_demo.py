@@ -30,6 +30,7 @@ EXPECTED_ENGINES = {
     "calendar-event-classifier": "sklearn",
     "struggle": "pyfunc",
     "struggle-rules": "pyfunc",
+    "struggle-mathplacement": "onnxruntime",
     "dkt": "pytorch",
     "dkt-transformer": "pytorch",
 }

@@ -23,6 +23,10 @@ def register_converters() -> None:
       ``log(tf + 1)`` for ``sublinear_tf=True`` where scikit-learn computes ``log(tf) + 1`` on
       non-zero counts, so any text with a repeated term came out different. Ours computes
       scikit-learn's formula (see ``_convert_tfidf_transformer``).
+    * SimpleImputer and OneHotEncoder: skl2onnx 1.20 ignores ``add_indicator=True`` and the
+      dropping of all-missing training columns, refuses infrequent categories on one input and
+      raises on unknown ones under ``handle_unknown='infrequent_if_exist'`` (see
+      :mod:`sibyl.runtime._preprocess_converters`).
     * XGBClassifier / XGBRegressor / LGBMClassifier / LGBMRegressor (when their library is
       already imported, i.e. a model uses it): onnxmltools' converters, so they also convert
       inside sklearn pipelines.
@@ -55,8 +59,11 @@ class _IntTracksContainer:
 
 
 def _register_sklearn_fixes() -> None:
+    from sibyl.runtime._preprocess_converters import register_preprocessors
+
     _register_hgb()
     _register_tfidf()
+    register_preprocessors()
 
 
 def _register_hgb() -> None:

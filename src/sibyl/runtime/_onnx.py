@@ -136,9 +136,12 @@ def compile_onnx(
 
     ``sample`` is a float64 array for a numeric schema, else a DataFrame of the schema's
     columns (then :func:`sibyl.runtime._onnx_frame.compile_frame` takes over: one ONNX input per
-    column). The predictor is ``None`` on any failure; the reason of the returned choice says
-    what happened. ``native`` must have ``engine``, ``task`` and ``classes`` attributes (the
-    native predictors of this package do).
+    column). A numeric-schema pipeline whose ``ColumnTransformer`` selects columns by name gets
+    one input per column too (:func:`sibyl.runtime._onnx_columns.compile_columns`); every other
+    numeric model the single float32 tensor of :class:`OnnxPredictor`. The predictor is
+    ``None`` on any failure; the reason of the returned choice says what happened. ``native``
+    must have ``engine``, ``task`` and ``classes`` attributes (the native predictors of this
+    package do).
     """
     fallback = getattr(native, "engine", Engine.PYTHON)
     try:
@@ -151,6 +154,10 @@ def compile_onnx(
         from sibyl.runtime._onnx_frame import compile_frame  # it builds on this module
 
         return compile_frame(model, native, schema=schema, settings=settings, sample=sample)
+    from sibyl.runtime._onnx_columns import compile_columns, selects_by_name
+
+    if selects_by_name(model):  # one input per column; decided here, once, not per request
+        return compile_columns(model, native, schema=schema, settings=settings, sample=sample)
     try:
         proto = convert(model, len(schema.names))
     except Exception as exc:  # converters raise anything; the reason carries it

@@ -55,6 +55,10 @@ class Feed:
         return values.astype(np.int64 if self.kind == "int" else np.float32)
 
 
+PredictorFactory = Callable[[tuple[Feed, ...], Predictor], Callable[..., OnnxPredictor]]
+"""``factory(feeds, native)`` → a constructor with :class:`OnnxPredictor`'s signature."""
+
+
 def untyped_columns(schema: InputSchema) -> str | None:
     """Why some columns cannot be ONNX inputs (``None``: every column can)."""
     untyped = [f"'{c.name}' ({c.kind})" for c in schema.columns if c.kind not in _FED_KINDS]
@@ -80,10 +84,13 @@ def compile_frame(
     schema: InputSchema,
     settings: RuntimeSettings,
     sample: Batch,
+    predictors: PredictorFactory | None = None,
 ) -> tuple[OnnxPredictor | None, EngineChoice]:
-    """:func:`~sibyl.runtime._onnx.compile_onnx` for non-numeric schemas (same contract).
+    """:func:`~sibyl.runtime._onnx.compile_onnx` with one ONNX input per column (same contract).
 
-    ``sample`` is a DataFrame of the schema's columns (the input example and generated rows).
+    ``sample`` is a batch as ``schema`` builds them: a DataFrame of its columns for non-numeric
+    schemas, the float64 array of a numeric schema when ``predictors`` builds predictors that
+    take arrays (:mod:`sibyl.runtime._onnx_columns`); default :func:`frame_predictor_factory`.
     Never raises for a model that merely does not convert or verify: the reason says why.
     """
     fallback = getattr(native, "engine", Engine.PYTHON)
@@ -95,7 +102,7 @@ def compile_frame(
         return None, EngineChoice(
             fallback, f"skl2onnx cannot convert {type_name(model)}: {short_error(exc)}"
         )
-    build = frame_predictor_factory(frame_feeds(schema), native)
+    build = (predictors or frame_predictor_factory)(frame_feeds(schema), native)
     try:
         compiled, check = open_and_verify(proto, native, sample, settings, build)
     except Exception as exc:  # a native or ORT failure on the sample: serve native
