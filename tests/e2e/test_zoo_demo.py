@@ -157,3 +157,23 @@ def test_every_model_answers_open_inference_v2(demo: tuple[Server, Path, float])
                 assert tensor["shape"][0] == len(records) and tensor["name"] in described
                 if tensor["datatype"] == "BYTES":  # V2: BYTES elements are strings
                     assert all(isinstance(v, str) for v in tensor["data"]), (name, tensor)
+
+
+@pytest.mark.parametrize(("record", "field", "says"), [
+    ({"exercises": [0, 1, 77], "correct": [1, 0, 1], "query": 4},
+     "records[0].exercises[2]", "outside 0..49"),
+    ({"exercises": [], "correct": [], "query": 4}, "records[0].exercises", "empty"),
+    ({"exercises": [0, 1], "correct": [1], "query": 4}, "records[0]", "equal lengths"),
+    ({"exercises": list(range(50)) * 5, "correct": [1] * 250, "query": 4},
+     "records[0].exercises", "maximum is 200"),
+    ({"exercises": [0, 1], "correct": [1, 0], "query": 50}, "records[0].query", "0..49"),
+])
+def test_the_real_dkt_refuses_bad_histories(demo: tuple[Server, Path, float],
+                                            record: dict[str, Any], field: str,
+                                            says: str) -> None:
+    server, _, _ = demo
+    for name in ("dkt", "dkt-transformer"):
+        r = httpx.post(f"{server.url}/v1/models/{name}/predict", json={"records": [record]},
+                       timeout=30)
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] == field and says in r.json()["error"], r.text
