@@ -92,7 +92,10 @@ class OnnxPredictor:
         return Prediction(out.astype(np.float64))
 
     def decode(self, fetched: Any) -> Prediction:
-        """The :class:`Prediction` of the fetched output (probabilities, labels or values)."""
+        """The :class:`Prediction` of the fetched output (probabilities, labels or values).
+
+        :meth:`predict` repeats this body inline (hot path): change both together.
+        """
         out = np.asarray(fetched)
         if self._proba and self._labels is not None:
             probs = out.astype(np.float64)

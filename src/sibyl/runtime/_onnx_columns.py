@@ -16,15 +16,15 @@ column the native model refuses keeps going to the native model (which raises, a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sibyl.runtime._onnx import OnnxPredictor, short_error, verify
-from sibyl.runtime._onnx_frame import Feed, compile_frame
-from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor, Task
+from sibyl.runtime._onnx_frame import OnnxFeedsPredictor, compile_frame
+from sibyl.runtime._onnx_text import pipeline_steps
+from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor
 
 if TYPE_CHECKING:
     from sibyl.runtime.schema import InputSchema
@@ -38,29 +38,14 @@ _HOLE_ROWS = 2
 def selects_by_name(model: Any) -> bool:
     """Whether a fitted ``ColumnTransformer`` anywhere in ``model`` selects columns by name.
 
-    Walks ``Pipeline`` steps, ``ColumnTransformer`` transformers and ``FeatureUnion`` parts;
-    a pure function of the fitted model, cheap (no conversion).
+    Walks it with :func:`~sibyl.runtime._onnx_text.pipeline_steps`; a pure function of the
+    fitted model, cheap (no conversion).
     """
-    for step in _walk(model):
+    for step in pipeline_steps(model):
         selections = getattr(step, "transformers_", None)
         if selections is not None and any(_named(cols) for _, _, cols in selections):
             return True
     return False
-
-
-def _walk(model: Any) -> Iterator[Any]:
-    yield model
-    if hasattr(model, "steps"):
-        children = [s for _, s in model.steps]
-    elif hasattr(model, "transformers_"):
-        children = [t for _, t, _ in model.transformers_]
-    elif hasattr(model, "transformer_list"):
-        children = [t for _, t in model.transformer_list]
-    else:
-        children = []
-    for child in children:
-        if child is not None and not isinstance(child, str):
-            yield from _walk(child)
 
 
 def _named(columns: Any) -> bool:
@@ -71,32 +56,18 @@ def _named(columns: Any) -> bool:
     return False
 
 
-class OnnxColumnsPredictor(OnnxPredictor):
-    """An :class:`OnnxPredictor` over numeric ndarray batches, one ONNX input per column.
+class OnnxColumnsPredictor(OnnxFeedsPredictor):
+    """An :class:`~sibyl.runtime._onnx_frame.OnnxFeedsPredictor` over numeric ndarray batches.
 
     The float64 batch is transposed and cast to float32 once; each float / bool column is fed
     as a ``(n, 1)`` view of that copy, each int column as its own int64 ``(n, 1)`` array.
     A batch with NaN in a nullable int column (int64 cannot hold it) or in a column whose NaN
     the native model refuses (:meth:`route_nan_to_fallback`) goes to ``fallback``, the native
-    predictor, as does a DataFrame batch. Outputs and thread safety as ``OnnxPredictor``.
+    predictor, as does a DataFrame batch.
     """
 
-    def __init__(
-        self,
-        session: Any,
-        feeds: tuple[Feed, ...],
-        *,
-        fallback: Predictor,
-        task: Task,
-        classes: tuple[Any, ...] | None = None,
-        label_dtype: Any = None,
-        has_proba: bool = False,
-    ) -> None:
-        super().__init__(
-            session, task=task, classes=classes, label_dtype=label_dtype, has_proba=has_proba
-        )
-        self.feeds = feeds
-        self.fallback = fallback
+    def _prepare(self) -> None:
+        feeds = self.feeds
         self._floats = tuple((f.column, j) for j, f in enumerate(feeds) if f.kind != "int")
         self._ints = tuple((f.column, j) for j, f in enumerate(feeds) if f.kind == "int")
         self._to_fallback = [j for j, f in enumerate(feeds) if f.kind == "int" and f.nullable]
@@ -119,17 +90,6 @@ class OnnxColumnsPredictor(OnnxPredictor):
         self._to_fallback = sorted({*self._to_fallback, *columns})
 
 
-def columns_predictor_factory(
-    feeds: tuple[Feed, ...], fallback: Predictor
-) -> Callable[..., OnnxPredictor]:
-    """A constructor with :class:`OnnxPredictor`'s signature building column predictors."""
-
-    def build(session: Any, **kwargs: Any) -> OnnxPredictor:
-        return OnnxColumnsPredictor(session, feeds, fallback=fallback, **kwargs)
-
-    return build
-
-
 def compile_columns(
     model: Any,
     native: Predictor,
@@ -150,7 +110,7 @@ def compile_columns(
         schema=schema,
         settings=settings,
         sample=sample,
-        predictors=columns_predictor_factory,
+        predictors=OnnxColumnsPredictor.factory,
     )
     columns = nullable_columns(schema)
     if not isinstance(compiled, OnnxColumnsPredictor) or not columns or not len(sample):

@@ -10,6 +10,7 @@ and returns what the native predictor returns.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,7 @@ def compile_frame(
 
     ``sample`` is a batch as ``schema`` builds them: a DataFrame of its columns for non-numeric
     schemas, the float64 array of a numeric schema when ``predictors`` builds predictors that
-    take arrays (:mod:`sibyl.runtime._onnx_columns`); default :func:`frame_predictor_factory`.
+    take arrays (:mod:`sibyl.runtime._onnx_columns`); default ``OnnxFramePredictor.factory``.
     Never raises for a model that merely does not convert or verify: the reason says why.
     """
     fallback = getattr(native, "engine", Engine.PYTHON)
@@ -102,7 +103,7 @@ def compile_frame(
         return None, EngineChoice(
             fallback, f"skl2onnx cannot convert {type_name(model)}: {short_error(exc)}"
         )
-    build = (predictors or frame_predictor_factory)(frame_feeds(schema), native)
+    build = (predictors or OnnxFramePredictor.factory)(frame_feeds(schema), native)
     try:
         compiled, check = open_and_verify(proto, native, sample, settings, build)
     except Exception as exc:  # a native or ORT failure on the sample: serve native
@@ -164,13 +165,13 @@ def _tokenizer_note(report: PipelineReport) -> str:
     return "; ".join(report.vectorizers)
 
 
-class OnnxFramePredictor(OnnxPredictor):
-    """An :class:`OnnxPredictor` over DataFrame batches: one ONNX input per column.
+class OnnxFeedsPredictor(OnnxPredictor):
+    """An :class:`OnnxPredictor` fed one ONNX input per :class:`Feed`, with a native fallback.
 
-    Outputs are decoded exactly as :class:`OnnxPredictor` does (native classes and label dtype,
-    float64 probabilities). A batch with a missing value in a column ONNX cannot carry missing
-    values in (strings, integers, booleans) is predicted by ``fallback`` — the native predictor — so
-    serving never fails where the native model would not. Thread safety as ``OnnxPredictor``.
+    Subclasses say how a batch becomes those inputs (``predict``) and precompute, once, what
+    that needs from ``feeds`` (:meth:`_prepare`); ``fallback``, the native predictor, takes the
+    batches ONNX cannot carry. Outputs are decoded exactly as :class:`OnnxPredictor` does
+    (native classes and label dtype, float64 probabilities); thread safety as ``OnnxPredictor``.
     """
 
     def __init__(
@@ -189,8 +190,30 @@ class OnnxFramePredictor(OnnxPredictor):
         )
         self.feeds = feeds
         self.fallback = fallback
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Precompute from ``self.feeds`` what ``predict`` needs (called once, by ``__init__``)."""
+
+    @classmethod
+    def factory(cls, feeds: tuple[Feed, ...], fallback: Predictor) -> Callable[..., OnnxPredictor]:
+        """A constructor with :class:`OnnxPredictor`'s signature building this class's
+        predictors over ``feeds`` (a :data:`PredictorFactory`)."""
+        return functools.partial(cls, feeds=feeds, fallback=fallback)
+
+
+class OnnxFramePredictor(OnnxFeedsPredictor):
+    """An :class:`OnnxFeedsPredictor` over DataFrame batches: each column is its own input.
+
+    A batch with a missing value in a column ONNX cannot carry missing values in (strings,
+    integers, booleans) is predicted by ``fallback`` — the native predictor — so serving never
+    fails where the native model would not; so is an ndarray batch.
+    """
+
+    def _prepare(self) -> None:
         import pandas as pd
 
+        feeds = self.feeds
         self._columns = pd.Index([f.column for f in feeds])
         self._slices = tuple(slice(j, j + 1) for j in range(len(feeds)))
         self._null_checked = [j for j, f in enumerate(feeds) if f.nullable and f.kind != "float"]
@@ -213,14 +236,3 @@ class OnnxFramePredictor(OnnxPredictor):
         import pandas as pd
 
         return bool(pd.isna(values[:, self._null_checked]).any())
-
-
-def frame_predictor_factory(
-    feeds: tuple[Feed, ...], fallback: Predictor
-) -> Callable[..., OnnxPredictor]:
-    """A constructor with :class:`OnnxPredictor`'s signature building frame predictors."""
-
-    def build(session: Any, **kwargs: Any) -> OnnxPredictor:
-        return OnnxFramePredictor(session, feeds, fallback=fallback, **kwargs)
-
-    return build

@@ -2,11 +2,12 @@
 options that make skl2onnx's text vectorizers tokenize like scikit-learn.
 
 :func:`inspect_pipeline` walks a fitted pipeline (``Pipeline``, ``ColumnTransformer``,
-``FeatureUnion``) and returns a :class:`PipelineReport`: the steps ONNX cannot express (each
-with a reason) and, for every ``CountVectorizer`` / ``TfidfVectorizer``, the skl2onnx options
-(``tokenexp``, ``locale``) under which ONNX Runtime's ``Tokenizer`` / ``StringNormalizer`` give
-the same tokens as the vectorizer's ``token_pattern`` and ``lowercase``. Pure functions of the
-model, except :func:`string_locale`, which asks ONNX Runtime once per process.
+``FeatureUnion``: :func:`pipeline_steps`) and returns a :class:`PipelineReport`: the steps
+ONNX cannot express (each with a reason) and, for every ``CountVectorizer`` /
+``TfidfVectorizer``, the skl2onnx options (``tokenexp``, ``locale``) under which ONNX Runtime's
+``Tokenizer`` / ``StringNormalizer`` give the same tokens as the vectorizer's ``token_pattern``
+and ``lowercase``. Pure functions of the model, except :func:`string_locale`, which asks ONNX
+Runtime once per process.
 
 Why ``tokenexp`` is needed: skl2onnx replaces scikit-learn's default pattern
 ``(?u)\\b\\w\\w+\\b`` by ``[a-zA-Z0-9_]+``, which also yields one-character tokens (breaking
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +42,7 @@ class PipelineReport:
 def inspect_pipeline(model: Any) -> PipelineReport:
     """Walk ``model`` and report blockers and vectorizer options; never raises for a model."""
     report = PipelineReport()
-    for step in _steps(model):
+    for step in pipeline_steps(model):
         name = type(step).__name__
         if name == "FunctionTransformer" and getattr(step, "func", None) is not None:
             func = getattr(step.func, "__name__", type(step.func).__name__)
@@ -52,20 +54,23 @@ def inspect_pipeline(model: Any) -> PipelineReport:
     return report
 
 
-def _steps(model: Any) -> list[Any]:
-    """``model`` and every fitted sub-estimator, depth first (``'drop'`` etc. skipped)."""
-    found = [model]
-    children: list[Any] = []
+def pipeline_steps(model: Any) -> Iterator[Any]:
+    """``model`` and every fitted sub-estimator, depth first (``'drop'`` etc. skipped).
+
+    Walks ``Pipeline`` steps, ``ColumnTransformer`` transformers and ``FeatureUnion`` parts.
+    """
+    yield model
     if hasattr(model, "steps"):
         children = [s for _, s in model.steps]
     elif hasattr(model, "transformers_"):
         children = [t for _, t, _ in model.transformers_]
     elif hasattr(model, "transformer_list"):
         children = [t for _, t in model.transformer_list]
+    else:
+        children = []
     for child in children:
-        if not isinstance(child, str) and child is not None:
-            found.extend(_steps(child))
-    return found
+        if child is not None and not isinstance(child, str):
+            yield from pipeline_steps(child)
 
 
 def _add_vectorizer(vec: Any, report: PipelineReport) -> None:

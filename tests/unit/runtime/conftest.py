@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mlflow.artifacts
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -22,6 +23,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
+
+from sibyl.runtime import (
+    InputSchema,
+    OnnxPredictor,
+    Prediction,
+    SklearnPredictor,
+    compile_onnx,
+)
+from sibyl.runtime.loader import verification_batch
+from sibyl.runtime.types import EngineChoice
+from sibyl.settings import RuntimeSettings
 
 FEATURES = [f"f{i}" for i in range(20)]
 
@@ -198,6 +210,39 @@ class Zoo:
 
     def _failing(self, dest: Path) -> Any:
         return _save_pyfunc(FailingModel(), dest)
+
+
+def compile_with_native(
+    model: Any, schema: InputSchema, x: pd.DataFrame, settings: RuntimeSettings | None = None
+) -> tuple[OnnxPredictor | None, EngineChoice, SklearnPredictor]:
+    """``compile_onnx`` of a fitted scikit-learn ``model`` as the loader runs it (verified on
+    ``x``'s first 5 rows plus synthetic ones), and the native predictor it was checked against."""
+    settings = settings or RuntimeSettings()
+    native = SklearnPredictor(model, columns=schema.names, threads=1)
+    example = schema.from_frame(x.head(5))
+    sample = verification_batch(example, schema, settings.onnx_verify_rows)
+    compiled, choice = compile_onnx(model, native, schema=schema, settings=settings, sample=sample)
+    return compiled, choice, native
+
+
+def assert_same_prediction(got: Prediction, want: Prediction) -> None:
+    """Same classes, label dtype and labels; probabilities within 1e-5."""
+    assert got.classes == want.classes
+    assert got.predictions.dtype == want.predictions.dtype
+    assert got.predictions.tolist() == want.predictions.tolist()
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5, rtol=0)
+
+
+def download_version(uri: str, name: str, version: str, dest: Path) -> Path:
+    """Download registered model ``name`` / ``version`` from the registry at ``uri`` to ``dest``
+    (the global tracking URI is restored afterwards)."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        path = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(dest))
+    finally:
+        mlflow.set_tracking_uri(before)
+    return Path(path)
 
 
 def _save_pyfunc(model: Any, dest: Path) -> Any:

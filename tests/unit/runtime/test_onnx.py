@@ -71,6 +71,29 @@ def test_string_classes_come_back_as_the_native_labels(zoo: Zoo) -> None:
     assert pred.predictions.dtype == object
 
 
+@pytest.mark.parametrize(("name", "has_proba"), [("logreg", True), ("logreg", False),
+                                               ("hgb_reg", False)])
+def test_predict_answers_as_decode_does(zoo: Zoo, name: str, has_proba: bool) -> None:
+    # predict inlines decode (hot path) and the per-column subclasses call decode: keep in step
+    compiled, _ = _compile(zoo, name)
+    assert compiled is not None
+    rows = zoo.fresh.to_numpy()[:50]
+    session = compiled.session
+    predictor = OnnxPredictor(session, task=compiled.task, classes=compiled.classes,
+                              label_dtype=compiled.predict(rows).predictions.dtype,
+                              has_proba=has_proba)
+    output = session.get_outputs()[1 if has_proba else 0].name
+    fetched = session.run([output], {session.get_inputs()[0].name: rows.astype(np.float32)})[0]
+    got, want = predictor.predict(rows), predictor.decode(fetched)
+    assert got.classes == want.classes
+    assert got.predictions.dtype == want.predictions.dtype
+    assert got.predictions.tolist() == want.predictions.tolist()
+    if has_proba:
+        np.testing.assert_array_equal(got.probabilities, want.probabilities)
+    else:
+        assert got.probabilities is None and want.probabilities is None
+
+
 def test_hist_gradient_boosting_converts_despite_the_skl2onnx_boolean_bug(zoo: Zoo) -> None:
     compiled, choice = _compile(zoo, "hgb")  # stock skl2onnx 1.20 raises "got a boolean"
     assert compiled is not None

@@ -35,9 +35,15 @@ from sibyl.runtime._onnx_columns import (
     selects_by_name,
 )
 from sibyl.runtime.loader import NAN_POLICY_TAG, verification_batch
-from sibyl.runtime.types import Batch, EngineChoice
+from sibyl.runtime.types import Batch
 from sibyl.settings import RuntimeSettings
-from tests.unit.runtime.conftest import FEATURES, Zoo
+from tests.unit.runtime.conftest import (
+    FEATURES,
+    Zoo,
+    assert_same_prediction,
+    compile_with_native,
+    download_version,
+)
 
 SETTINGS = RuntimeSettings()
 SCALED = ["a", "b", "c"]
@@ -68,23 +74,6 @@ def _by_name(handle_unknown: str = "infrequent_if_exist") -> Pipeline:
     return Pipeline([("features", features), ("clf", LogisticRegression(max_iter=1000))])
 
 
-def _compile(
-    model: Any, x: pd.DataFrame, schema: InputSchema = SCHEMA
-) -> tuple[OnnxPredictor | None, EngineChoice, SklearnPredictor]:
-    native = SklearnPredictor(model, columns=schema.names, threads=1)
-    example = schema.from_frame(x.head(5))
-    sample = verification_batch(example, schema, SETTINGS.onnx_verify_rows)
-    compiled, choice = compile_onnx(model, native, schema=schema, settings=SETTINGS, sample=sample)
-    return compiled, choice, native
-
-
-def _assert_same(got: Prediction, want: Prediction) -> None:
-    assert got.classes == want.classes
-    assert got.predictions.dtype == want.predictions.dtype
-    assert got.predictions.tolist() == want.predictions.tolist()
-    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5, rtol=0)
-
-
 def _fresh_rows() -> np.ndarray[Any, Any]:
     """Held-out rows with NaN holes, a row of NaN floats, and codes never seen (0, 9)."""
     x, _ = _frame(300, seed=7, holes=0.3)
@@ -100,7 +89,7 @@ def _fresh_rows() -> np.ndarray[Any, Any]:
 def test_by_name_pipeline_compiles_per_column_and_matches_native(handle_unknown: str) -> None:
     x, y = _frame(800, 0)
     model = _by_name(handle_unknown).fit(x, y)
-    compiled, choice, native = _compile(model, x)
+    compiled, choice, native = compile_with_native(model, SCHEMA, x)
     assert isinstance(compiled, OnnxColumnsPredictor), choice.reason
     assert choice.engine is Engine.ONNX
     assert choice.reason.startswith("compiled to ONNX; verified on 256 rows, max |Δ| ")
@@ -116,9 +105,9 @@ def test_by_name_pipeline_compiles_per_column_and_matches_native(handle_unknown:
         ("p", "tensor(float)"),
     ]
     rows = _fresh_rows()
-    _assert_same(compiled.predict(rows), native.predict(rows))
+    assert_same_prediction(compiled.predict(rows), native.predict(rows))
     for i in range(4):  # one row at a time: all-NaN floats, unseen codes 0 and 9
-        _assert_same(compiled.predict(rows[i : i + 1]), native.predict(rows[i : i + 1]))
+        assert_same_prediction(compiled.predict(rows[i : i + 1]), native.predict(rows[i : i + 1]))
     rows[5, 4] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):  # as the native model does
         compiled.predict(rows[:8])
@@ -139,7 +128,7 @@ class _Recorder:
 def test_nan_in_the_integer_column_goes_to_the_native_predictor() -> None:
     x, y = _frame(800, 0)
     model = _by_name().fit(x, y)
-    compiled, choice, native = _compile(model, x)
+    compiled, choice, native = compile_with_native(model, SCHEMA, x)
     assert isinstance(compiled, OnnxColumnsPredictor), choice.reason
     recorder = _Recorder(native)
     predictor = OnnxColumnsPredictor(
@@ -152,10 +141,10 @@ def test_nan_in_the_integer_column_goes_to_the_native_predictor() -> None:
         has_proba=True,
     )
     rows = _fresh_rows()[:5]
-    _assert_same(predictor.predict(rows), native.predict(rows))
+    assert_same_prediction(predictor.predict(rows), native.predict(rows))
     assert recorder.batches == []  # NaN in float columns: ONNX ran it
     rows[3, 3] = np.nan  # k is int64 in ONNX, which cannot hold NaN
-    _assert_same(predictor.predict(rows), native.predict(rows))
+    assert_same_prediction(predictor.predict(rows), native.predict(rows))
     assert len(recorder.batches) == 1
 
 
@@ -164,7 +153,7 @@ def test_estimator_treating_nan_differently_serves_natively_with_the_reason() ->
     forest = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0)
     columns = ColumnTransformer([("keep", "passthrough", [*SCALED, "k", "p"])])
     model = make_pipeline(columns, forest).fit(x, y)  # scikit-learn's trees route NaN; ONNX not
-    compiled, choice, _ = _compile(model, x.dropna())  # an example without NaN
+    compiled, choice, _ = compile_with_native(model, SCHEMA, x.dropna())  # an example without NaN
     assert compiled is None
     assert choice.engine is Engine.SKLEARN
     assert choice.reason.startswith(
@@ -179,7 +168,7 @@ def test_native_model_raising_on_nan_keeps_onnx_and_says_so() -> None:
     x, y = _frame(600, 0, holes=0.0)
     columns = ColumnTransformer([("scale", StandardScaler(), [*SCALED, "p"])])
     model = make_pipeline(columns, LogisticRegression(max_iter=500)).fit(x, y)
-    compiled, choice, _ = _compile(model, x)
+    compiled, choice, _ = compile_with_native(model, SCHEMA, x)
     assert isinstance(compiled, OnnxColumnsPredictor), choice.reason
     assert "rows with NaN" not in choice.reason  # no column's NaN could be compared
     assert choice.reason.endswith(
@@ -256,10 +245,10 @@ def test_imputer_indicators_and_dropped_empty_columns_convert_on_the_single_tens
         SimpleImputer(add_indicator=True), StandardScaler(), LogisticRegression(max_iter=500)
     ).fit(x.to_numpy(), y)
     schema = InputSchema([ColumnSpec(c, "float") for c in x.columns], nan_policy="allow")
-    compiled, choice, native = _compile(model, x, schema)
+    compiled, choice, native = compile_with_native(model, schema, x)
     assert type(compiled) is OnnxPredictor, choice.reason
     rows = schema.from_frame(_frame(200, 3, holes=0.3)[0].assign(empty=1.0)[list(x.columns)])
-    _assert_same(compiled.predict(rows), native.predict(rows))
+    assert_same_prediction(compiled.predict(rows), native.predict(rows))
 
 
 # -- through the loader --------------------------------------------------------------------------
@@ -294,15 +283,8 @@ def test_by_name_model_loads_from_a_registry_and_serves_through_onnx(tmp_path: P
     version = _register(uri, tmp_path / "artifacts", _by_name().fit(x, y), x)
     client = mlflow.MlflowClient(uri)
     tags = client.get_model_version("by-name", version).tags
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        path = mlflow.artifacts.download_artifacts(
-            f"models:/by-name/{version}", dst_path=str(tmp_path / "model")
-        )
-    finally:
-        mlflow.set_tracking_uri(before)
-    loaded = load_model(Path(path), name="by-name", version=version, settings=SETTINGS, tags=tags)
+    path = download_version(uri, "by-name", version, tmp_path / "model")
+    loaded = load_model(path, name="by-name", version=version, settings=SETTINGS, tags=tags)
     assert loaded.schema.numeric and loaded.schema.nan_policy == "allow"
     assert isinstance(loaded.predictor, OnnxColumnsPredictor), loaded.engine.reason
     assert loaded.engine.engine is Engine.ONNX
@@ -313,4 +295,4 @@ def test_by_name_model_loads_from_a_registry_and_serves_through_onnx(tmp_path: P
         {"a": -0.2, "b": 51.0, "c": 610.0, "k": 6, "p": 0.0},  # 6 is infrequent
     ]
     batch = loaded.schema.from_records(records)
-    _assert_same(loaded.predict(batch), loaded.native.predict(batch))
+    assert_same_prediction(loaded.predict(batch), loaded.native.predict(batch))

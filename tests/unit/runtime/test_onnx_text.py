@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,20 +19,21 @@ from sibyl.runtime import (
     ColumnSpec,
     Engine,
     InputSchema,
-    OnnxPredictor,
-    SklearnPredictor,
     Task,
-    compile_onnx,
     load_model,
     onnx_precheck,
 )
 from sibyl.runtime._onnx_frame import OnnxFramePredictor
 from sibyl.runtime._onnx_text import re2_token_pattern
 from sibyl.runtime.loader import verification_batch
-from sibyl.runtime.types import EngineChoice
 from sibyl.settings import RuntimeSettings
 from sibyl.zoo.threat import train as threat_train
 from sibyl.zoo.threat.data import generate_events
+from tests.unit.runtime.conftest import (
+    assert_same_prediction,
+    compile_with_native,
+    download_version,
+)
 
 SETTINGS = RuntimeSettings()
 TEXT = InputSchema([ColumnSpec("text", "str")])
@@ -60,27 +60,10 @@ def threat() -> Pipeline:
     return threat_train.build_pipeline(0).fit(x, y)
 
 
-def _compile(
-    model: Any, schema: InputSchema, x: pd.DataFrame, settings: RuntimeSettings = SETTINGS
-) -> tuple[OnnxPredictor | None, EngineChoice, SklearnPredictor]:
-    native = SklearnPredictor(model, columns=schema.names, threads=1)
-    example = schema.from_frame(x.head(5))
-    sample = verification_batch(example, schema, settings.onnx_verify_rows)
-    compiled, choice = compile_onnx(model, native, schema=schema, settings=settings, sample=sample)
-    return compiled, choice, native
-
-
-def _assert_same(got: Any, want: Any) -> None:
-    assert got.classes == want.classes
-    assert got.predictions.dtype == want.predictions.dtype
-    assert got.predictions.tolist() == want.predictions.tolist()
-    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5, rtol=0)
-
-
 # -- the threat model --------------------------------------------------------------------------
 def test_threat_pipeline_compiles_verifies_and_matches_on_held_out_texts(threat: Pipeline) -> None:
     x, _ = _threat_frame(1500, 0)
-    compiled, choice, native = _compile(threat, TEXT, x)
+    compiled, choice, native = compile_with_native(threat, TEXT, x)
     assert isinstance(compiled, OnnxFramePredictor), choice.reason
     assert choice.engine is Engine.ONNX
     assert choice.reason.startswith("compiled to ONNX; verified on 256 rows, max |Δ| ")
@@ -89,38 +72,31 @@ def test_threat_pipeline_compiles_verifies_and_matches_on_held_out_texts(threat:
         [_threat_frame(400, 7)[0], pd.DataFrame({"text": EDGE_TEXTS})], ignore_index=True
     )
     batch = TEXT.from_frame(held_out)
-    _assert_same(compiled.predict(batch), native.predict(batch))
+    assert_same_prediction(compiled.predict(batch), native.predict(batch))
     for i in (0, 400, 402, 406):  # one row at a time too (empty / padded tokenizer outputs)
-        _assert_same(compiled.predict(batch[i : i + 1]), native.predict(batch[i : i + 1]))
+        assert_same_prediction(compiled.predict(batch[i : i + 1]), native.predict(batch[i : i + 1]))
 
 
 def test_repeated_terms_match_thanks_to_the_sublinear_tf_fix(threat: Pipeline) -> None:
     # skl2onnx 1.20 computes log(tf + 1) instead of log(tf) + 1: only repeated terms show it
     x, _ = _threat_frame(1500, 0)
-    compiled, _, native = _compile(threat, TEXT, x)
+    compiled, _, native = compile_with_native(threat, TEXT, x)
     assert compiled is not None
     batch = TEXT.from_frame(pd.DataFrame({"text": ["failed failed failed password attempts"] * 2}))
-    _assert_same(compiled.predict(batch), native.predict(batch))
+    assert_same_prediction(compiled.predict(batch), native.predict(batch))
 
 
 def test_threat_model_loads_from_a_registry_and_serves_through_onnx(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     version = threat_train.register(uri, (tmp_path / "artifacts").as_uri(), n=1500, seed=0)
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        path = mlflow.artifacts.download_artifacts(
-            f"models:/{threat_train.MODEL_NAME}/{version}", dst_path=str(tmp_path / "model")
-        )
-    finally:
-        mlflow.set_tracking_uri(before)
-    loaded = load_model(Path(path), name="threat", version=version, settings=SETTINGS)
+    path = download_version(uri, threat_train.MODEL_NAME, version, tmp_path / "model")
+    loaded = load_model(path, name="threat", version=version, settings=SETTINGS)
     assert loaded.engine.engine is Engine.ONNX, loaded.engine.reason
     assert loaded.engine.details["native_engine"] == "sklearn"
     assert isinstance(loaded.input_example, pd.DataFrame)
     records = [{"text": t} for t in [*EDGE_TEXTS, *_threat_frame(50, 3)[0]["text"]]]
     batch = loaded.schema.from_records(records)
-    _assert_same(loaded.predict(batch), loaded.native.predict(batch))
+    assert_same_prediction(loaded.predict(batch), loaded.native.predict(batch))
 
 
 # -- mixed schemas -----------------------------------------------------------------------------
@@ -155,7 +131,7 @@ def test_text_numeric_and_one_hot_columns_convert_and_match() -> None:
         ]
     )
     model = make_pipeline(features, LogisticRegression(max_iter=1000)).fit(x, y)
-    compiled, choice, native = _compile(model, MIXED, x)
+    compiled, choice, native = compile_with_native(model, MIXED, x)
     assert compiled is not None, choice.reason
     assert choice.engine is Engine.ONNX
     inputs = [(i.name, i.type) for i in compiled.session.get_inputs()]
@@ -166,9 +142,9 @@ def test_text_numeric_and_one_hot_columns_convert_and_match() -> None:
         ("count", "tensor(int64)"),
     ]
     batch = MIXED.from_frame(_mixed_frame(200, 5)[0])
-    _assert_same(compiled.predict(batch), native.predict(batch))
+    assert_same_prediction(compiled.predict(batch), native.predict(batch))
     shuffled = batch[["count", "amount", "city", "text"]]  # columns are fed by name
-    _assert_same(compiled.predict(shuffled), native.predict(batch))
+    assert_same_prediction(compiled.predict(shuffled), native.predict(batch))
 
 
 def test_missing_strings_in_a_nullable_column_are_predicted_natively() -> None:
@@ -178,11 +154,11 @@ def test_missing_strings_in_a_nullable_column_are_predicted_natively() -> None:
         LogisticRegression(max_iter=500),
     ).fit(x[["city"]], y)
     schema = InputSchema([ColumnSpec("city", "str", required=False)])
-    compiled, choice, native = _compile(model, schema, x[["city"]])
+    compiled, choice, native = compile_with_native(model, schema, x[["city"]])
     assert isinstance(compiled, OnnxFramePredictor), choice.reason
     batch = schema.from_records([{"city": "oslo"}, {"city": None}])
     assert batch["city"].isna().any()
-    _assert_same(compiled.predict(batch), native.predict(batch))  # native ran it
+    assert_same_prediction(compiled.predict(batch), native.predict(batch))  # native ran it
 
 
 # -- fallbacks with reasons --------------------------------------------------------------------
@@ -194,7 +170,7 @@ def _text_model(vectorizer: Any, x: pd.DataFrame, y: Any) -> Pipeline:
 def test_custom_tokenizer_serves_natively_with_the_reason() -> None:
     x, y = _threat_frame(600, 0)
     model = _text_model(TfidfVectorizer(tokenizer=str.split, token_pattern=None), x, y)
-    compiled, choice, _ = _compile(model, TEXT, x)
+    compiled, choice, _ = compile_with_native(model, TEXT, x)
     assert compiled is None
     assert choice.engine is Engine.SKLEARN
     assert choice.reason == (
@@ -206,7 +182,7 @@ def test_custom_tokenizer_serves_natively_with_the_reason() -> None:
 def test_stop_words_serve_natively_with_the_reason() -> None:
     x, y = _threat_frame(600, 0)
     model = _text_model(CountVectorizer(stop_words=["the", "on", "for"]), x, y)
-    compiled, choice = _compile(model, TEXT, x)[:2]
+    compiled, choice = compile_with_native(model, TEXT, x)[:2]
     assert compiled is None
     assert "CountVectorizer removes stop words per token" in choice.reason
 
@@ -220,7 +196,7 @@ def test_token_pattern_onnx_tokenizes_differently_fails_verification_with_the_di
     x = pd.DataFrame({"text": texts})
     pattern = r"(?u)\b\w+(?:-\w+)*\b"
     model = _text_model(CountVectorizer(token_pattern=pattern, ngram_range=(1, 2)), x, y)
-    compiled, choice, _ = _compile(model, TEXT, x)
+    compiled, choice, _ = compile_with_native(model, TEXT, x)
     assert compiled is None
     assert choice.engine is Engine.SKLEARN
     assert choice.reason.startswith("verification failed: ONNX outputs differ from sklearn on ")
@@ -233,7 +209,7 @@ def test_token_pattern_onnx_tokenizes_differently_fails_verification_with_the_di
 def test_unconvertible_step_serves_natively_with_the_converter_error() -> None:
     x, y = _threat_frame(600, 0)
     model = _text_model(HashingVectorizer(n_features=256), x, y)
-    compiled, choice = _compile(model, TEXT, x)[:2]
+    compiled, choice = compile_with_native(model, TEXT, x)[:2]
     assert compiled is None
     assert choice.reason.startswith("skl2onnx cannot convert Pipeline ending in LogisticRegression")
     assert "HashingVectorizer" in choice.reason
@@ -257,7 +233,7 @@ def test_calendar_pipeline_serves_natively_naming_function_transformers_and_date
             ColumnSpec("location_type", "str"),
         ]
     )
-    compiled, choice = _compile(model, schema, x)[:2]
+    compiled, choice = compile_with_native(model, schema, x)[:2]
     assert compiled is None
     assert choice.engine is Engine.SKLEARN
     assert choice.reason.startswith("ONNX cannot run Pipeline ending in LogisticRegression: ")
