@@ -1,5 +1,7 @@
 """Shared registration of zoo models: a reference profile of the training inputs and one call
-that logs an sklearn model (signature, input example, metrics, params, profile) and registers it.
+that logs a model (signature, input example, metrics, params, profile) and registers it —
+:func:`log_and_register_model` for any MLflow flavor, with :func:`log_and_register` (sklearn)
+and :func:`log_and_register_pyfunc` (``PythonModel``) on top.
 
 The profile (``reference_profile.json`` in the model's run) is what drift checks compare live
 traffic against: per column a numeric summary (quantiles, 10-bin histogram), value frequencies
@@ -17,6 +19,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.pyfunc.model import PythonModel
 
 Progress = Callable[[str], None]
 """Called with a short description before each step of a long job (the CLI shows a bar)."""
@@ -171,6 +174,33 @@ def log_run_data(params: dict[str, Any], metrics: dict[str, float], profiled: pd
     mlflow.log_dict(reference_profile(profiled), PROFILE_ARTIFACT)
 
 
+def log_and_register_model(
+    log_model: Callable[..., Any],
+    name: str,
+    *,
+    profiled: pd.DataFrame,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    description: str,
+    tracking_uri: str,
+    artifact_location: str,
+    **log_args: Any,
+) -> str:
+    """The registration every zoo model shares, whatever its flavor; returns the new version.
+
+    Within :func:`model_run` (experiment and run ``name``): :func:`log_run_data` (``params``,
+    ``metrics``, the reference profile of ``profiled``), then ``log_model(name="model",
+    registered_model_name=name, **log_args)`` — an MLflow flavor's ``log_model`` — and the new
+    version's ``description``.
+    """
+    with model_run(name, tracking_uri, artifact_location) as client:
+        log_run_data(params, metrics, profiled)
+        info = log_model(name="model", registered_model_name=name, **log_args)
+        version = str(info.registered_model_version)
+        client.update_model_version(name, version, description)
+    return version
+
+
 def log_and_register(
     model: Any,
     name: str,
@@ -188,23 +218,86 @@ def log_and_register(
     whole frame is profiled into ``reference_profile.json`` in the same run. The global MLflow
     tracking URI is set only for the call and restored afterwards. Returns the new version.
     """
-    import mlflow
+    import mlflow.sklearn
     import sklearn
+
+    return _log_and_register_frame_model(
+        (mlflow.sklearn.log_model, model.predict),
+        (name, x_example, metrics, params, description, tracking_uri, artifact_location),
+        sk_model=model,
+        serialization_format="cloudpickle",
+        # explicit requirements: inferring them costs MLflow ≈ 6 s a model
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+    )
+
+
+def log_and_register_pyfunc(
+    python_model: PythonModel,
+    name: str,
+    x_example: pd.DataFrame,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    description: str,
+    tracking_uri: str,
+    artifact_location: str,
+) -> str:
+    """:func:`log_and_register` for an ``mlflow.pyfunc.PythonModel`` (cloudpickled).
+
+    Same run contents (params, metrics, ``reference_profile.json`` of ``x_example``, 5-row input
+    example); the output signature is inferred from ``python_model.predict(None, head)``, so
+    DataFrame outputs get named columns. Requirements pinned: scikit-learn and pandas (sibyl
+    itself must be importable where the model loads). Returns the new version.
+    """
+    import mlflow.pyfunc
+    import pandas as pd
+    import sklearn
+
+    return _log_and_register_frame_model(
+        (mlflow.pyfunc.log_model, lambda head: python_model.predict(None, head)),
+        (name, x_example, metrics, params, description, tracking_uri, artifact_location),
+        python_model=python_model,
+        # explicit requirements: inferring them costs MLflow seconds a model
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"],
+    )
+
+
+_FrameModelArgs = tuple[str, "pd.DataFrame", dict[str, float], dict[str, Any], str, str, str]
+"""The arguments of :func:`log_and_register`, in order, from ``name`` on."""
+
+
+def _log_and_register_frame_model(
+    flavor: tuple[Callable[..., Any], Callable[[pd.DataFrame], Any]],
+    args: _FrameModelArgs,
+    **log_args: Any,
+) -> str:
+    """:func:`log_and_register_model` for a model that takes ``x_example``'s columns:
+    ``flavor`` is its (``log_model``, ``predict``); signature inferred from the first 200 rows
+    and their predictions, the first 5 rows the input example, the whole frame profiled."""
     from mlflow.models import infer_signature
 
+    log_model, predict = flavor
+    name, x_example, metrics, params, description, uri, artifacts = args
     head = x_example.head(200)
-    with model_run(name, tracking_uri, artifact_location) as client:
-        log_run_data(params, metrics, x_example)
-        # explicit requirements: inferring them costs MLflow ≈ 6 s a model
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            serialization_format="cloudpickle",
-            signature=infer_signature(head, model.predict(head)),
-            input_example=x_example.head(5),
-            registered_model_name=name,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-        version = str(info.registered_model_version)
-        client.update_model_version(name, version, description)
-    return version
+    return log_and_register_model(
+        log_model,
+        name,
+        profiled=x_example,
+        metrics=metrics,
+        params=params,
+        description=description,
+        tracking_uri=uri,
+        artifact_location=artifacts,
+        signature=infer_signature(head, predict(head)),
+        input_example=x_example.head(5),
+        **log_args,
+    )
+
+
+def allow_missing_values(tracking_uri: str, name: str, version: str) -> None:
+    """Tag version ``version`` of ``name`` so sibyl hands missing values (NaN / null) to the
+    model — which imputes them — instead of refusing the row."""
+    import mlflow
+
+    from sibyl.runtime.loader import NAN_POLICY_TAG
+
+    mlflow.MlflowClient(tracking_uri).set_model_version_tag(name, version, NAN_POLICY_TAG, "allow")

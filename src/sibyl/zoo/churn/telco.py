@@ -154,7 +154,7 @@ def register_all_telco(
     tracking_uri: str, artifact_location: str, seed: int = 0, progress: Progress = no_progress
 ) -> Registered:
     """Train (:func:`train`) and register as :data:`MODEL_NAME`."""
-    from sibyl.zoo._registering import log_and_register
+    from sibyl.zoo._registering import allow_missing_values, log_and_register
 
     progress(f"training {MODEL_NAME} on the IBM Telco churn snapshot")
     result = train(seed)
@@ -170,17 +170,6 @@ def register_all_telco(
         tracking_uri,
         artifact_location,
     )
-    _allow_missing_values(tracking_uri, version)
+    # a null total_charges (not billed yet) is filled by the pipeline, not refused
+    allow_missing_values(tracking_uri, MODEL_NAME, version)
     return Registered(MODEL_NAME, version, dict(result.metrics), engine_hint="onnxruntime")
-
-
-def _allow_missing_values(tracking_uri: str, version: str) -> None:
-    """Tag the version so sibyl passes a null ``total_charges`` to the pipeline (which fills
-    it) instead of refusing the row."""
-    import mlflow
-
-    from sibyl.runtime.loader import NAN_POLICY_TAG
-
-    mlflow.MlflowClient(tracking_uri).set_model_version_tag(
-        MODEL_NAME, version, NAN_POLICY_TAG, "allow"
-    )

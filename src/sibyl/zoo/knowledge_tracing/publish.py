@@ -152,24 +152,25 @@ def log_model(
     import mlflow.pytorch
     import torch
 
-    from sibyl.zoo._registering import log_run_data, model_run
+    from sibyl.zoo._registering import log_and_register_model
 
     requests = request_frame(dataset.train(), seed)
-    params = {**trained.params(), "seed": seed, "n_students": dataset.n_students}
     trained.model.eval()
-    with model_run(name, tracking_uri, artifact_location) as client, _quiet_example_check():
-        log_run_data(params, trained.metrics(), profile_frame(requests))
-        # explicit requirements: inferring them costs MLflow ≈ 6 s a model
-        info = mlflow.pytorch.log_model(
-            trained.model,
-            name="model",
+    with _quiet_example_check():
+        return log_and_register_model(
+            mlflow.pytorch.log_model,
+            name,
+            profiled=profile_frame(requests),
+            metrics=trained.metrics(),
+            params={**trained.params(), "seed": seed, "n_students": dataset.n_students},
+            description=describe(trained),
+            tracking_uri=tracking_uri,
+            artifact_location=artifact_location,
+            pytorch_model=trained.model,
             serialization_format="pickle",  # the whole module; MLflow 3's default pt2 traces
             signature=signature(),
             input_example=requests.head(5),
             metadata=sequence_metadata(trained.model),
-            registered_model_name=name,
+            # explicit requirements: inferring them costs MLflow ≈ 6 s a model
             pip_requirements=[f"torch=={torch.__version__}"],
         )
-        version = str(info.registered_model_version)
-        client.update_model_version(name, version, describe(trained))
-    return version

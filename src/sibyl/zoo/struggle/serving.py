@@ -4,8 +4,8 @@ Both take a DataFrame with the :data:`~sibyl.zoo.struggle.features.FEATURES` col
 of records / a column dict) and return one row per input with the
 :data:`~sibyl.zoo.struggle.interventions.OUTPUTS` columns: ``struggle_probability`` (float),
 ``struggling`` (bool), ``interventions`` and ``reasons`` (lists of strings).
-:func:`log_and_register_pyfunc` logs and registers such a model the way the zoo registers
-sklearn ones. Importing this module imports MLflow.
+:func:`~sibyl.zoo._registering.log_and_register_pyfunc` logs and registers them. Importing this
+module imports MLflow.
 """
 
 from __future__ import annotations
@@ -60,43 +60,3 @@ class StrugglePyfunc(PythonModel):  # type: ignore[misc]  # mlflow is untyped
     ) -> pd.DataFrame:
         """The logistic regression's output rows (see the module docstring)."""
         return self.model.predict(as_frame(model_input))
-
-
-def log_and_register_pyfunc(
-    python_model: PythonModel,
-    name: str,
-    x_example: pd.DataFrame,
-    metrics: dict[str, float],
-    params: dict[str, Any],
-    description: str,
-    tracking_uri: str,
-    artifact_location: str,
-) -> str:
-    """:func:`~sibyl.zoo._registering.log_and_register` for a ``PythonModel`` (cloudpickled).
-
-    Same run contents (params, metrics, ``reference_profile.json`` of ``x_example``, 5-row input
-    example); the output signature is inferred from ``python_model.predict(None, head)``, so the
-    DataFrame outputs get named columns. Requirements pinned: scikit-learn and pandas (sibyl
-    itself must be importable where the model loads). Returns the new version.
-    """
-    import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
-
-    from sibyl.zoo._registering import log_run_data, model_run
-
-    head = x_example.head(200)
-    with model_run(name, tracking_uri, artifact_location) as client:
-        log_run_data(params, metrics, x_example)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=python_model,
-            signature=infer_signature(head, python_model.predict(None, head)),
-            input_example=x_example.head(5),
-            registered_model_name=name,
-            # explicit requirements: inferring them costs MLflow seconds a model
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"],
-        )
-        version = str(info.registered_model_version)
-        client.update_model_version(name, version, description)
-    return version

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sibyl.errors import InvalidInputError
-from sibyl.zoo._registering import Progress, Registered, no_progress
+from sibyl.zoo._registering import (
+    Progress,
+    Registered,
+    allow_missing_values,
+    log_and_register,
+    log_and_register_pyfunc,
+    no_progress,
+)
 from sibyl.zoo.knowledge_tracing.data import simulate_5
 from sibyl.zoo.struggle import mathplacement
 from sibyl.zoo.struggle.features import FEATURES, LABEL, check_features, examples, typed
@@ -118,7 +125,7 @@ def register_all(
 def _register_lr(
     result: StruggleTraining, n_students: int, seed: int, uri: str, artifacts: str
 ) -> Registered:
-    from sibyl.zoo.struggle.serving import StrugglePyfunc, log_and_register_pyfunc
+    from sibyl.zoo.struggle.serving import StrugglePyfunc
 
     metrics = _prefixed(result.metrics, "lr_")
     model = result.model
@@ -142,7 +149,7 @@ def _register_lr(
 def _register_rules(
     result: StruggleTraining, n_students: int, seed: int, uri: str, artifacts: str
 ) -> Registered:
-    from sibyl.zoo.struggle.serving import RulesPyfunc, log_and_register_pyfunc
+    from sibyl.zoo.struggle.serving import RulesPyfunc
 
     metrics = _prefixed(result.metrics, "rules_")
     version = log_and_register_pyfunc(
@@ -161,8 +168,6 @@ def _register_rules(
 
 
 def _register_mathplacement(seed: int, uri: str, artifacts: str, progress: Progress) -> Registered:
-    from sibyl.zoo._registering import log_and_register
-
     progress(f"training and registering {mathplacement.MODEL_NAME} (real-data check)")
     model, metrics, x_train = mathplacement.evaluate(seed)
     version = log_and_register(
@@ -176,17 +181,8 @@ def _register_mathplacement(seed: int, uri: str, artifacts: str, progress: Progr
         uri,
         artifacts,
     )
-    _allow_nans(uri, mathplacement.MODEL_NAME, version)
+    allow_missing_values(uri, mathplacement.MODEL_NAME, version)  # missing test scores are normal
     return Registered(mathplacement.MODEL_NAME, version, metrics, engine_hint="sklearn")
-
-
-def _allow_nans(uri: str, name: str, version: str) -> None:
-    """Missing test scores are normal inputs of the MathPlacement model (it imputes them)."""
-    import mlflow
-
-    from sibyl.runtime.loader import NAN_POLICY_TAG
-
-    mlflow.MlflowClient(uri).set_model_version_tag(name, version, NAN_POLICY_TAG, "allow")
 
 
 def _prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
@@ -266,7 +262,7 @@ def _register_update(
     uri: str,
     artifacts: str,
 ) -> str:
-    from sibyl.zoo.struggle.serving import StrugglePyfunc, log_and_register_pyfunc
+    from sibyl.zoo.struggle.serving import StrugglePyfunc
 
     return log_and_register_pyfunc(
         StrugglePyfunc(model),

