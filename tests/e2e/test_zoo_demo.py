@@ -27,7 +27,7 @@ EXPECTED_ENGINES = {
     "churn": "onnxruntime",
     "churn-telco": "onnxruntime",
     "threat-text-classifier": "onnxruntime",
-    "calendar-event-classifier": "sklearn",
+    "calendar-event-classifier": "onnxruntime",
     "struggle": "pyfunc",
     "struggle-rules": "pyfunc",
     "struggle-mathplacement": "onnxruntime",

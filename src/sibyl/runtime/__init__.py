@@ -3,12 +3,14 @@
 ``load_model(path, name=…, version=…, settings=…)`` turns downloaded MLflow artifacts into a
 :class:`LoadedModel` whose ``predictor`` serves batches built by its :class:`InputSchema`:
 ONNX Runtime when the model converts and verifies, the model's own library otherwise (torch
-modules run as they are). Importing this package does not import mlflow, onnx, torch or the
+modules run as they are). :func:`onnx_function` lets a ``FunctionTransformer``'s Python function
+carry its ONNX graph builder. Importing this package does not import mlflow, onnx, torch or the
 model libraries.
 """
 
 from sibyl.runtime._native import BoosterPredictor, SklearnPredictor
 from sibyl.runtime._onnx import OnnxPredictor, compile_onnx, onnx_precheck
+from sibyl.runtime._onnx_functions import GraphBuilder, OnnxFunction, onnx_function
 from sibyl.runtime._outputs import named_prediction, oip_datatype
 from sibyl.runtime._pyfunc import PyfuncPredictor
 from sibyl.runtime._sequence import SequenceSpec
@@ -32,8 +34,10 @@ __all__ = [
     "DescribesOutputs",
     "Engine",
     "EngineChoice",
+    "GraphBuilder",
     "InputSchema",
     "LoadedModel",
+    "OnnxFunction",
     "OnnxPredictor",
     "Prediction",
     "Predictor",
@@ -47,6 +51,7 @@ __all__ = [
     "load_model",
     "named_prediction",
     "oip_datatype",
+    "onnx_function",
     "onnx_precheck",
     "synthetic_batch",
 ]

@@ -1,6 +1,6 @@
 """skl2onnx converters sibyl registers: fixes for HistGradientBoosting and for TF-IDF's
-``sublinear_tf``, and onnxmltools' tree converters for xgboost / lightgbm sklearn-API models
-(so they convert inside pipelines)."""
+``sublinear_tf``, ``FunctionTransformer`` over functions with an ONNX builder, and onnxmltools'
+tree converters for xgboost / lightgbm sklearn-API models (so they convert inside pipelines)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def register_converters() -> None:
       dropping of all-missing training columns, refuses infrequent categories on one input and
       raises on unknown ones under ``handle_unknown='infrequent_if_exist'`` (see
       :mod:`sibyl.runtime._preprocess_converters`).
+    * FunctionTransformer: a function decorated with :func:`sibyl.runtime.onnx_function`
+      converts through its builder (:mod:`sibyl.runtime._onnx_functions`); any other function
+      still raises skl2onnx's "not supported", ``func=None`` stays the identity.
     * XGBClassifier / XGBRegressor / LGBMClassifier / LGBMRegressor (when their library is
       already imported, i.e. a model uses it): onnxmltools' converters, so they also convert
       inside sklearn pipelines.
@@ -63,6 +66,7 @@ def _register_sklearn_fixes() -> None:
 
     _register_hgb()
     _register_tfidf()
+    _register_function_transformer()
     register_preprocessors()
 
 
@@ -112,6 +116,17 @@ def _register_tfidf() -> None:
         calculate_sklearn_tfidf_transformer_output_shapes,
         _convert_tfidf_transformer,
         options={"nan": [True, False]},
+    )
+
+
+def _register_function_transformer() -> None:
+    from skl2onnx import update_registered_converter
+    from sklearn.preprocessing import FunctionTransformer
+
+    from sibyl.runtime._onnx_functions import converter, shape_calculator
+
+    update_registered_converter(
+        FunctionTransformer, "SibylFunctionTransformer", shape_calculator, converter
     )
 
 

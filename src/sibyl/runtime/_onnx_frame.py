@@ -2,14 +2,22 @@
 
 :func:`convert_frame` converts with one ONNX input per signature column (``StringTensorType``
 for ``str`` columns, ``FloatTensorType`` for ``float`` / ``bool``, ``Int64TensorType`` for
-``int``), after :func:`~sibyl.runtime._onnx_text.inspect_pipeline` found nothing ONNX cannot
-express, with the vectorizer options that make ONNX Runtime tokenize like scikit-learn.
+``int`` and for ``datetime``, fed as nanoseconds since the epoch of the naive wall time),
+after :func:`~sibyl.runtime._onnx_text.inspect_pipeline` found nothing ONNX cannot express,
+with the vectorizer options that make ONNX Runtime tokenize like scikit-learn.
 :class:`OnnxFramePredictor` feeds each column of a DataFrame batch as its own ``(n, 1)`` input
 and returns what the native predictor returns.
+
+Date-times: the native pipeline reads hours, minutes and weekdays of the wall time (``.dt.hour``
+of a timezone-aware column is local) and durations as differences of instants. Both agree with
+differences of wall times when every date-time column of the batch shares one fixed UTC offset
+(what ISO-8601 strings with one offset, or none, parse to), so such batches are fed as naive
+wall-time nanoseconds; any other batch goes to the native predictor.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,11 +38,13 @@ from sibyl.runtime._onnx_text import PipelineReport, inspect_pipeline
 from sibyl.runtime.types import Batch, Engine, EngineChoice, Prediction, Predictor, Task
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sibyl.runtime.schema import InputSchema
     from sibyl.settings import RuntimeSettings
 
 Array = np.ndarray[Any, Any]
-_FED_KINDS = ("str", "float", "bool", "int")
+_FED_KINDS = ("str", "float", "bool", "int", "datetime")
 
 
 class FrameNotConvertibleError(Exception):
@@ -50,7 +60,8 @@ class Feed:
     nullable: bool
 
     def array(self, values: Array) -> Array:
-        """The ``(n, 1)`` object array ``values`` (one column) as the ONNX input's type."""
+        """The ``(n, 1)`` object array ``values`` (one column) as the ONNX input's type
+        (not for ``datetime`` feeds: :func:`wall_nanoseconds` reads those from the frame)."""
         if self.kind == "str":
             return values
         return values.astype(np.int64 if self.kind == "int" else np.float32)
@@ -65,7 +76,10 @@ def untyped_columns(schema: InputSchema) -> str | None:
     untyped = [f"'{c.name}' ({c.kind})" for c in schema.columns if c.kind not in _FED_KINDS]
     if not untyped:
         return None
-    return f"column(s) {', '.join(untyped)} have no ONNX input type (numbers and strings only)"
+    return (
+        f"column(s) {', '.join(untyped)} have no ONNX input type "
+        "(numbers, strings and date-times only)"
+    )
 
 
 def frame_feeds(schema: InputSchema) -> tuple[Feed, ...]:
@@ -134,9 +148,11 @@ def convert_frame(model: Any, schema: InputSchema, opset: dict[str, int]) -> tup
     raises propagates (the caller turns it into a reason).
     """
     from skl2onnx import convert_sklearn
+    from sklearn.compose import ColumnTransformer
 
     from sibyl.runtime._converters import register_converters
     from sibyl.runtime._native import sklearn_task
+    from sibyl.runtime._onnx_functions import column_transformer_parser
 
     report = inspect_pipeline(model)
     untyped = untyped_columns(schema)
@@ -149,7 +165,11 @@ def convert_frame(model: Any, schema: InputSchema, opset: dict[str, int]) -> tup
     if sklearn_task(model) is Task.CLASSIFIER:
         options[id(model)] = {"zipmap": False}
     proto = convert_sklearn(
-        model, initial_types=_initial_types(feeds), options=options, target_opset=opset
+        model,
+        initial_types=_initial_types(feeds),
+        options=options,
+        target_opset=opset,
+        custom_parsers={ColumnTransformer: column_transformer_parser},
     )
     return proto, _tokenizer_note(report)
 
@@ -157,7 +177,7 @@ def convert_frame(model: Any, schema: InputSchema, opset: dict[str, int]) -> tup
 def _initial_types(feeds: tuple[Feed, ...]) -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
 
-    types = {"str": StringTensorType, "int": Int64TensorType}
+    types = {"str": StringTensorType, "int": Int64TensorType, "datetime": Int64TensorType}
     return [(f.column, types.get(f.kind, FloatTensorType)([None, 1])) for f in feeds]
 
 
@@ -217,6 +237,7 @@ class OnnxFramePredictor(OnnxFeedsPredictor):
         self._columns = pd.Index([f.column for f in feeds])
         self._slices = tuple(slice(j, j + 1) for j in range(len(feeds)))
         self._null_checked = [j for j, f in enumerate(feeds) if f.nullable and f.kind != "float"]
+        self._datetimes = [f.column for f in feeds if f.kind == "datetime"]
 
     def predict(self, batch: Batch) -> Prediction:
         """Predict every row of a DataFrame batch (see the class docstring)."""
@@ -228,11 +249,36 @@ class OnnxFramePredictor(OnnxFeedsPredictor):
         values = batch.to_numpy(dtype=object)
         if self._null_checked and self._has_nulls(values):
             return self.fallback.predict(batch)
+        stamps = wall_nanoseconds([batch[c] for c in self._datetimes]) if self._datetimes else []
+        if stamps is None:
+            return self.fallback.predict(batch)
         feeds = zip(self.feeds, self._slices, strict=True)
-        inputs = {f.column: f.array(values[:, cols]) for f, cols in feeds}
+        inputs = {f.column: f.array(values[:, cols]) for f, cols in feeds if f.kind != "datetime"}
+        inputs.update(zip(self._datetimes, stamps, strict=True))
         return self.decode(self.session.run(self._fetch, inputs)[0])
 
     def _has_nulls(self, values: Array) -> bool:
         import pandas as pd
 
         return bool(pd.isna(values[:, self._null_checked]).any())
+
+
+def wall_nanoseconds(columns: list[pd.Series[Any]]) -> list[Array] | None:
+    """Each date-time column as ``(n, 1)`` int64 nanoseconds since the epoch of its naive
+    wall time; ``None`` unless all are ``datetime64`` columns sharing one fixed UTC offset or
+    none (see the module docstring: only then do wall-time differences equal durations)."""
+    import pandas as pd
+
+    zones = {getattr(c.dtype, "tz", None) for c in columns}
+    if len(zones) != 1 or not all(pd.api.types.is_datetime64_any_dtype(c) for c in columns):
+        return None
+    zone = zones.pop()
+    if zone is not None and not isinstance(zone, datetime.timezone):  # named zones have DST
+        return None
+    # to_numpy gives the UTC instants of an aware column; the fixed offset makes them wall
+    # times (4-5x cheaper than the .dt accessors on a one-row batch)
+    shift = 0 if zone is None else zone.utcoffset(None) // datetime.timedelta(microseconds=1)
+    return [
+        (c.to_numpy(dtype="datetime64[ns]").view(np.int64) + shift * 1000).reshape(-1, 1)
+        for c in columns
+    ]

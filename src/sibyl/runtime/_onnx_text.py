@@ -3,7 +3,8 @@ options that make skl2onnx's text vectorizers tokenize like scikit-learn.
 
 :func:`inspect_pipeline` walks a fitted pipeline (``Pipeline``, ``ColumnTransformer``,
 ``FeatureUnion``: :func:`pipeline_steps`) and returns a :class:`PipelineReport`: the steps
-ONNX cannot express (each with a reason) and, for every ``CountVectorizer`` /
+ONNX cannot express (each with a reason; a ``FunctionTransformer`` only when its function has
+no builder, see :func:`sibyl.runtime.onnx_function`) and, for every ``CountVectorizer`` /
 ``TfidfVectorizer``, the skl2onnx options (``tokenexp``, ``locale``) under which ONNX Runtime's
 ``Tokenizer`` / ``StringNormalizer`` give the same tokens as the vectorizer's ``token_pattern``
 and ``lowercase``. Pure functions of the model, except :func:`string_locale`, which asks ONNX
@@ -22,6 +23,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from sibyl.runtime._onnx_functions import has_onnx_builder
 
 _WORD = r"[\p{L}\p{N}_]"  # Python's Unicode \w: str.isalnum() or "_"
 _WORD_IN_CLASS = r"\p{L}\p{N}_"
@@ -44,7 +47,11 @@ def inspect_pipeline(model: Any) -> PipelineReport:
     report = PipelineReport()
     for step in pipeline_steps(model):
         name = type(step).__name__
-        if name == "FunctionTransformer" and getattr(step, "func", None) is not None:
+        if (
+            name == "FunctionTransformer"
+            and getattr(step, "func", None) is not None
+            and not has_onnx_builder(step)
+        ):
             func = getattr(step.func, "__name__", type(step.func).__name__)
             report.blockers.append(
                 f"FunctionTransformer({func}) runs Python code, which ONNX cannot express"

@@ -67,8 +67,8 @@ def synthetic_frame(
 
     Numeric columns come from ``numeric`` (the example's numeric columns plus noise); ``str``
     columns from :func:`text_values` or :func:`category_values`; ``datetime`` columns are the
-    example's shifted by up to ±3 days (2026-01-01 without an example); other kinds repeat the
-    example's values (``""`` without one).
+    example's shifted by up to ±3 days in whole seconds (2026-01-01 without an example); other
+    kinds repeat the example's values (``""`` without one).
     """
     import pandas as pd
 
@@ -164,5 +164,7 @@ def _datetimes(seen: list[Any], rows: int, rng: np.random.Generator) -> Any:
 
     stamps = pd.to_datetime(pd.Series(seen if seen else ["2026-01-01T12:00:00"]))
     base = stamps.iloc[np.arange(rows) % len(stamps)].reset_index(drop=True)
-    minutes = rng.integers(-3 * 24 * 60, 3 * 24 * 60, size=rows)
-    return base + pd.to_timedelta(minutes, unit="min")
+    # whole seconds: new hours, minutes, weekdays (weekends too) and, as start and end columns
+    # move independently, durations with seconds; the example's timezone is kept
+    seconds = rng.integers(-3 * 86_400, 3 * 86_400, size=rows)
+    return base + pd.to_timedelta(seconds, unit="s")

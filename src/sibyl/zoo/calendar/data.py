@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from sibyl.runtime import onnx_function
+from sibyl.zoo.calendar._onnx import TIME_FEATURES_WIDTH, time_features_graph
 from sibyl.zoo.calendar._vocab import (
     CLASS_WORDS,
     DESCRIPTION_CLOSERS,
@@ -109,12 +111,14 @@ def generate_events(n: int = 6000, seed: int = 0, *, return_clean: bool = False)
     return frame
 
 
+@onnx_function(time_features_graph, width=TIME_FEATURES_WIDTH)
 def time_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Numeric features of the non-text columns, all float64, in a fixed column order.
 
     ``hour`` (fractional start hour), ``duration_min``, ``weekday`` (0 = Monday), ``weekend``
     (0/1), ``attendees``, ``recurrence`` (0/1) and one ``loc_<type>`` column per
     ``LOCATION_TYPES`` entry. Works on any frame with the columns of ``generate_events``.
+    Its ONNX graph (served models): :func:`sibyl.zoo.calendar._onnx.time_features_graph`.
     """
     start = pd.to_datetime(frame["start"])
     end = pd.to_datetime(frame["end"])

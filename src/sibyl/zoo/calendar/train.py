@@ -4,6 +4,8 @@ One scikit-learn Pipeline takes the raw event columns (``FEATURES``) so the serv
 events as callers send them: TF-IDF over title + description, the numeric ``time_features``
 (scaled) and a one-hot of the start hour's 2-hour slot (the classes differ by start hour in a
 way a linear model cannot read from the hour alone), then a multinomial logistic regression.
+The three Python functions carry ONNX graph builders (:mod:`sibyl.zoo.calendar._onnx`), so the
+served model runs on ONNX Runtime when it verifies.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sibyl.runtime import onnx_function
 from sibyl.zoo._registering import Progress, Registered, no_progress
 from sibyl.zoo._training import TrainResult as TrainResult
 from sibyl.zoo._training import fit_classifier
+from sibyl.zoo.calendar._onnx import HOUR_SLOTS, event_text_graph, hour_slots_graph
 from sibyl.zoo.calendar.data import CLASSES, generate_events, time_features
 
 if TYPE_CHECKING:
@@ -40,11 +44,13 @@ FULL_N = 20_000
 """Generated events of ``register_all(full=True)``."""
 
 
+@onnx_function(event_text_graph, width=1, output="str")
 def event_text(frame: pd.DataFrame) -> pd.Series[Any]:
     """Title and description joined, one string per row (the TF-IDF input)."""
     return frame["title"].astype(str) + " " + frame["description"].astype(str)
 
 
+@onnx_function(hour_slots_graph, width=HOUR_SLOTS)
 def hour_slots(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
     """One-hot of the start hour in 12 two-hour slots (float64, shape ``(n, 12)``)."""
     import pandas as pd
@@ -136,11 +142,12 @@ def register_all(
     progress: Progress = no_progress,
 ) -> list[Registered]:
     """Train on ``FULL_N`` (``full``) or ``DEMO_N`` generated events and register
-    ``MODEL_NAME`` (text and datetime input: served natively). Metrics: held-out ``accuracy``,
+    ``MODEL_NAME`` (text and datetime input, served through ONNX Runtime when it verifies: its
+    functions carry ONNX builders). Metrics: held-out ``accuracy``,
     ``macro_f1``, ``n_train``, ``n_test``."""
     n = FULL_N if full else DEMO_N
     progress(f"training {MODEL_NAME} on {n} generated events")
     result = train(n, seed)
     progress(f"registering {MODEL_NAME}")
     version = log_result(result, n, seed, tracking_uri, artifact_location)
-    return [Registered(MODEL_NAME, version, dict(result.metrics), engine_hint="sklearn")]
+    return [Registered(MODEL_NAME, version, dict(result.metrics), engine_hint="onnxruntime")]
