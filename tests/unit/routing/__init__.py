@@ -1,0 +1,1 @@
+"""Tests of sibyl.routing: assignment, circuit breakers, fallback chains, bandits."""
