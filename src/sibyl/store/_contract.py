@@ -1,0 +1,142 @@
+"""The :class:`Store` contract: sibyl's own records (experiments, assignments, feedback,
+prediction outcomes) behind one small repository interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sibyl.store._types import (
+    Assignment,
+    Experiment,
+    ExperimentKind,
+    ExperimentStatus,
+    Feedback,
+    NewFeedback,
+    PredictionOutcome,
+    Variant,
+    VariantAggregate,
+)
+
+ExperimentRef = int | str
+"""An experiment by id (``int``) or by name (``str``)."""
+
+
+class Store(Protocol):
+    """sibyl's records on one database.
+
+    **Thread safety**: one Store per process, shared by every thread and task; each call takes
+    its own connection from the pool and runs in its own transaction, so calls are atomic and
+    independent. Calls block (run them in a worker thread from async code).
+
+    **Misses**: ``get_*`` of an experiment raises :class:`~sibyl.errors.NotFoundError`;
+    :meth:`get_assignment` returns ``None``; listings return empty lists.
+
+    **Failures**: :class:`~sibyl.errors.BackendUnavailableError` when the database cannot be
+    reached or has no schema yet (the message says what to check), ``ConflictError`` for a
+    duplicate experiment name or a forbidden status change, ``InvalidInputError`` for malformed
+    records, ``NotFoundError`` for an unknown experiment or variant. Datetimes are aware UTC.
+    """
+
+    @property
+    def url(self) -> str:
+        """The database URL, without password."""
+        ...
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision. Idempotent and safe when several processes
+        call it at once (they serialise on a database lock)."""
+        ...
+
+    def schema_revision(self) -> str | None:
+        """The schema revision the database is at (``None``: never migrated)."""
+        ...
+
+    def close(self) -> None:
+        """Release every pooled connection; the store must not be used afterwards."""
+        ...
+
+    def create_experiment(
+        self,
+        name: str,
+        model: str,
+        kind: ExperimentKind,
+        variants: Sequence[Variant],
+        *,
+        salt: str | None = None,
+        routing: Mapping[str, Any] | None = None,
+        success_metrics: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Experiment:
+        """Store a new ``draft`` experiment with its variants (a random salt when none is
+        given). Raises ``ConflictError`` when ``name`` is taken, ``InvalidInputError`` when
+        there is no variant, names repeat, more than one is control, or a variant is invalid
+        (:meth:`Variant.validate`)."""
+        ...
+
+    def get_experiment(self, ref: ExperimentRef) -> Experiment:
+        """The experiment with that id or name; ``NotFoundError`` when there is none."""
+        ...
+
+    def list_experiments(
+        self, *, model: str | None = None, status: ExperimentStatus | None = None
+    ) -> list[Experiment]:
+        """Experiments (optionally of one model / in one status), oldest first."""
+        ...
+
+    def set_status(self, ref: ExperimentRef, status: ExperimentStatus) -> Experiment:
+        """Move the experiment to ``status`` (sets ``started_at`` on the first start and
+        ``stopped_at`` on stop); setting the current status is a no-op. ``ConflictError`` for a
+        forbidden transition (see :class:`ExperimentStatus`), atomic under concurrent callers."""
+        ...
+
+    def set_weights(self, ref: ExperimentRef, weights: Mapping[str, float]) -> Experiment:
+        """Change the traffic weights of the named variants (others keep theirs).
+        ``NotFoundError`` for an unknown variant, ``InvalidInputError`` for a bad weight."""
+        ...
+
+    def record_assignment(self, experiment_id: int, routing_key: str, variant: str) -> Assignment:
+        """Remember that ``routing_key`` got ``variant``, once: the first writer wins and every
+        caller (including concurrent ones) gets the stored assignment back, which may name
+        another variant than the one passed. ``NotFoundError`` when the experiment has no such
+        variant."""
+        ...
+
+    def get_assignment(self, experiment_id: int, routing_key: str) -> Assignment | None:
+        """The stored assignment of ``routing_key``, or ``None``."""
+        ...
+
+    def add_feedback(self, item: NewFeedback) -> Feedback:
+        """Store one feedback row (``InvalidInputError`` when :meth:`NewFeedback.validate`
+        fails, ``NotFoundError`` when ``experiment_id`` does not exist)."""
+        ...
+
+    def add_feedback_many(self, items: Iterable[NewFeedback]) -> int:
+        """Store many feedback rows in one transaction (all or none); returns how many."""
+        ...
+
+    def list_feedback(
+        self,
+        *,
+        request_id: str | None = None,
+        experiment_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[Feedback]:
+        """Feedback rows matching every given filter, oldest first, at most ``limit``."""
+        ...
+
+    def record_predictions(self, rows: Iterable[PredictionOutcome]) -> int:
+        """Store prediction outcomes in one transaction; returns how many. Rows naming an
+        experiment that does not exist raise ``NotFoundError`` (none is stored)."""
+        ...
+
+    def aggregates(
+        self, ref: ExperimentRef, *, since: datetime | None = None
+    ) -> list[VariantAggregate]:
+        """One :class:`VariantAggregate` per variant (control first), over the records at or
+        after ``since`` (prediction ``ts``, assignment ``first_seen``, feedback
+        ``received_at``). Feedback counts for a variant when it names the experiment and
+        variant; else when its request id has a prediction record in the experiment (that
+        record's variant); else, when its request id has no prediction record at all and it is
+        feedback on the experiment's model, through the assignment of its routing key."""
+        ...

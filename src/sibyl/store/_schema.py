@@ -1,0 +1,133 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations under ``migrations/`` create them;
+``tests/contract/test_store_backends.py`` checks that both agree (empty autogenerate diff)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+# BIGINT ids on PostgreSQL; SQLite only auto-increments an ``INTEGER PRIMARY KEY``
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: sibyl stores aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _experiment_fk(nullable: bool) -> sa.Column[int]:
+    return sa.Column(
+        "experiment_id",
+        BigId,
+        sa.ForeignKey("experiments.id", ondelete="SET NULL" if nullable else "CASCADE"),
+        nullable=nullable,
+    )
+
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("routing", sa.JSON(), nullable=False),
+    sa.Column("success_metrics", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("stopped_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint("kind IN ('ab', 'canary', 'shadow', 'bandit')", name="kind"),
+    sa.CheckConstraint("status IN ('draft', 'running', 'paused', 'stopped')", name="status"),
+)
+
+variants = sa.Table(
+    "variants",
+    metadata,
+    _experiment_fk(nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("alias", sa.String(64), nullable=True),
+    sa.Column("weight", sa.Float(), nullable=False),
+    sa.Column("is_control", sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint("experiment_id", "name"),
+    sa.CheckConstraint("(version IS NULL) <> (alias IS NULL)", name="version_or_alias"),
+    sa.CheckConstraint("weight >= 0", name="weight"),
+)
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("experiment_id", BigId, nullable=False),
+    sa.Column("routing_key", sa.String(256), nullable=False),
+    sa.Column("variant", sa.String(100), nullable=False),
+    sa.Column("first_seen", UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("experiment_id", "routing_key"),
+    # the variant must exist in that experiment (which implies the experiment exists)
+    sa.ForeignKeyConstraint(
+        ["experiment_id", "variant"],
+        ["variants.experiment_id", "variants.name"],
+        ondelete="CASCADE",
+    ),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=True, index=True),
+    sa.Column("routing_key", sa.String(256), nullable=True),
+    _experiment_fk(nullable=True),
+    sa.Column("variant", sa.String(100), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("outcome", sa.JSON(), nullable=True),
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("label", sa.String(200), nullable=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "experiment_id", "variant"),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False, index=True),
+    _experiment_fk(nullable=True),
+    sa.Column("variant", sa.String(100), nullable=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("error", sa.Boolean(), nullable=False),
+    sa.Column("ts", UTCDateTime(), nullable=False),
+    sa.Index(None, "experiment_id", "variant", "ts"),
+)
