@@ -206,9 +206,9 @@ def check_features(frame: Any, field: str = "features") -> pd.DataFrame:
         raise InvalidInputError(
             f"{field} lacks column(s) {missing}; the model takes {list(FEATURES)}", field=missing[0]
         )
-    out = pd.DataFrame({c: _numeric(frame[c], c) for c in FEATURES}, index=frame.index)
-    _check_ranges(out)
-    return out
+    values = _numeric_matrix(frame)
+    _check_ranges(values)
+    return pd.DataFrame(values, columns=list(FEATURES), index=frame.index)
 
 
 def typed(checked: pd.DataFrame) -> pd.DataFrame:
@@ -218,29 +218,45 @@ def typed(checked: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _numeric(column: pd.Series[Any], name: str) -> pd.Series[Any]:
+_COL = {name: j for j, name in enumerate(FEATURES)}
+
+
+def _numeric_matrix(frame: pd.DataFrame) -> FloatArray:
+    """``FEATURES`` as one float64 matrix (one conversion for the whole frame; the per-column
+    path only runs to name the culprit when that fails)."""
     try:
-        values = pd.to_numeric(column, errors="raise").astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"column '{name}' must be numeric ({exc})", field=name) from exc
-    if not np.isfinite(values.to_numpy()).all():
+        values = frame[list(FEATURES)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.column_stack([_numeric(frame[c], c) for c in FEATURES])
+    bad = ~np.isfinite(values)
+    if bad.any():
+        name = FEATURES[int(np.nonzero(bad.any(axis=0))[0][0])]
         raise InvalidInputError(f"column '{name}' has NaN or infinite values", field=name)
     return values
 
 
-def _check_ranges(frame: pd.DataFrame) -> None:
+def _numeric(column: pd.Series[Any], name: str) -> FloatArray:
+    try:
+        return pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"column '{name}' must be numeric ({exc})", field=name) from exc
+
+
+def _check_ranges(values: FloatArray) -> None:
     for name in COUNT_FEATURES:
-        values = frame[name].to_numpy()
-        if (values < 0).any() or (values != np.round(values)).any():
+        col = values[:, _COL[name]]
+        if (col < 0).any() or (col != np.round(col)).any():
             raise InvalidInputError(f"column '{name}' must hold counts >= 0", field=name)
     for name in SHARE_FEATURES:
-        values = frame[name].to_numpy()
-        if ((values < 0) | (values > 1)).any():
+        col = values[:, _COL[name]]
+        if ((col < 0) | (col > 1)).any():
             raise InvalidInputError(f"column '{name}' must be a share in [0, 1]", field=name)
-    for name in ("right_streak", "wrong_streak"):
-        if (frame[name] > frame["attempts"]).any():
+    attempts = values[:, _COL["attempts"]]
+    right, wrong = values[:, _COL["right_streak"]], values[:, _COL["wrong_streak"]]
+    for name, streak in (("right_streak", right), ("wrong_streak", wrong)):
+        if (streak > attempts).any():
             raise InvalidInputError(f"column '{name}' exceeds 'attempts' in a row", field=name)
-    if ((frame["right_streak"] > 0) & (frame["wrong_streak"] > 0)).any():
+    if ((right > 0) & (wrong > 0)).any():
         raise InvalidInputError(
             "a row has both a right and a wrong streak; one of them must be 0", field="wrong_streak"
         )
