@@ -167,9 +167,92 @@ class _Operations(Generic[R]):
             _Call("GET", f"/v1/models/{name}/compare", params={"a": str(a), "b": str(b)})
         )
 
+    def purge_cache(self, name: str, version: int | str | None = None) -> R:
+        """Drop a model's cached predictions (of one version when given): ``{"purged": n}``."""
+        params = None if version is None else {"version": str(version)}
+        return self._do(_Call("DELETE", f"/v1/models/{name}/cache", params=params))
+
     def ready(self) -> R:
         """Readiness (raises ``SibylHTTPError`` 503 when not ready)."""
         return self._do(_Call("GET", "/readyz"))
+
+    # ---- experiments ----------------------------------------------------------------------
+
+    def create_experiment(
+        self,
+        name: str,
+        model: str,
+        variants: Sequence[Mapping[str, Any]],
+        *,
+        success_metrics: Sequence[str] = (),
+        salt: str | None = None,
+        description: str | None = None,
+    ) -> R:
+        """Create a draft A/B/n experiment; each variant is ``{"name", "version" | "alias",
+        "weight", "control"?, "model"?}``; metrics like ``"success_rate >= 0.95 weight 1"``."""
+        body: dict[str, Any] = {
+            "name": name,
+            "model": model,
+            "variants": [dict(v) for v in variants],
+            "success_metrics": list(success_metrics),
+        }
+        if salt is not None:
+            body["salt"] = salt
+        if description is not None:
+            body["description"] = description
+        return self._do(_Call("POST", "/v1/experiments", body))
+
+    def experiments(self, *, model: str | None = None, status: str | None = None) -> R:
+        """Experiments, oldest first, optionally of one model / in one status."""
+        params = {k: v for k, v in (("model", model), ("status", status)) if v is not None}
+        return self._do(_Call("GET", "/v1/experiments", params=params or None))
+
+    def experiment(self, name: str) -> R:
+        """One experiment with its variants and status."""
+        return self._do(_Call("GET", f"/v1/experiments/{name}"))
+
+    def start_experiment(self, name: str) -> R:
+        """Start (or resume) routing traffic to the experiment."""
+        return self._do(_Call("POST", f"/v1/experiments/{name}/start"))
+
+    def pause_experiment(self, name: str) -> R:
+        """Pause the experiment (production answers again)."""
+        return self._do(_Call("POST", f"/v1/experiments/{name}/pause"))
+
+    def stop_experiment(self, name: str) -> R:
+        """Stop the experiment for good."""
+        return self._do(_Call("POST", f"/v1/experiments/{name}/stop"))
+
+    def experiment_results(self, name: str) -> R:
+        """Per-variant numbers, comparisons with control, SRM and the decision."""
+        return self._do(_Call("GET", f"/v1/experiments/{name}/results"))
+
+    def feedback(
+        self,
+        *,
+        request_id: str | None = None,
+        routing_key: str | None = None,
+        experiment: str | None = None,
+        model: str | None = None,
+        success: bool | None = None,
+        value: float | None = None,
+        label: str | None = None,
+    ) -> R:
+        """Report one outcome for a prediction (``request_id``) or a user (``routing_key``)."""
+        fields = (
+            ("request_id", request_id),
+            ("routing_key", routing_key),
+            ("experiment", experiment),
+            ("model", model),
+            ("success", success),
+            ("value", value),
+            ("label", label),
+        )
+        return self._do(_Call("POST", "/v1/feedback", {k: v for k, v in fields if v is not None}))
+
+    def feedback_many(self, items: Sequence[Mapping[str, Any]]) -> R:
+        """Report many outcomes at once (stored all or none)."""
+        return self._do(_Call("POST", "/v1/feedback", {"items": [dict(i) for i in items]}))
 
 
 class Client(_Operations[Any]):

@@ -126,6 +126,57 @@ class BatchSettings(BaseModel):
     before their body is parsed, so overload is shed cheaply and admitted requests stay fast."""
 
 
+class StoreSettings(BaseModel):
+    """sibyl's own records: experiments, assignments, feedback, prediction outcomes."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    url: str | None = None
+    """Database of sibyl's records. Unset: ``sqlite:///<data_dir>/sibyl.db``; share one
+    ``postgresql://user@host/db`` between replicas (``pip install 'sibyl[postgres]'``)."""
+    flush_interval_s: float = 1.0
+    """How often buffered prediction outcomes and assignments of experiments are written (also
+    written as soon as ``flush_rows`` wait); they never delay a request."""
+    flush_rows: int = 500
+    """Buffered experiment records that trigger a write before the interval is up."""
+    refresh_interval_s: float = 2.0
+    """How often the running experiments are re-read, so replicas sharing a database agree on
+    routing within this delay (changes made through this server apply at once)."""
+
+
+class CacheSettings(BaseModel):
+    """The prediction cache: per-row answers by model, resolved version and row digest."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    url: str | None = None
+    """Where entries live. Unset: an in-process LRU + TTL (each replica its own);
+    ``redis://[[user]:password@]host:port/db`` (``rediss://`` for TLS, extra ``sibyl[redis]``):
+    shared by every replica; query parameters as in ``sibyl.cache.SUPPORTED`` (they win over
+    ``ttl_s`` / ``max_entries``). When Redis is down, predictions are served uncached (counted in
+    ``ml_cache_operations_total{result="unavailable"}``), never failed."""
+    ttl_s: float = 300.0
+    """How long a cached answer lives, in seconds (per model: ``cache_overrides``)."""
+    max_entries: int = 10_000
+    """Most rows the in-process cache holds; least recently used rows are evicted first (Redis
+    evicts by its own ``maxmemory-policy``)."""
+    enabled: bool = True
+    """Cache predictions at all; ``false`` removes the cache from the serving path (per model:
+    ``cache_overrides``)."""
+
+
+class CachePolicySettings(BaseModel):
+    """Caching of one model (an entry of ``cache_overrides``)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    ttl_s: float | None = None
+    """How long this model's cached answers live, in seconds (unset: ``cache.ttl_s``)."""
+    enabled: bool = True
+    """``false`` opts the model out: its predictions are never read from or written to the
+    cache (models with side effects, or answers that must always be fresh)."""
+
+
 class LoggingSettings(BaseModel):
     """Structured logs."""
 
@@ -161,6 +212,11 @@ class Settings(BaseSettings):
     batching_overrides: dict[str, BatchSettings] = Field(default_factory=dict)
     """Per-model batching, e.g. ``SIBYL_BATCHING_OVERRIDES='{"churn": {"max_batch_size": 8}}'``."""
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    cache_overrides: dict[str, CachePolicySettings] = Field(default_factory=dict)
+    """Per-model caching, e.g. ``SIBYL_CACHE_OVERRIDES='{"churn": {"ttl_s": 30}, "dice":
+    {"enabled": false}}'``; models not named use ``cache.ttl_s`` and are cached."""
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -62,6 +62,8 @@ def server_env(tmp: Path, uri: str) -> dict[str, str]:
         "SIBYL_SERVER__DEFAULT_MODEL": "clf",
         "SIBYL_SERVER__MAX_BODY_BYTES": "200000",
         "SIBYL_REGISTRY__WATCH_INTERVAL_S": "0.3",
+        # the fault tests send the same row again and need the model to run each time
+        "SIBYL_CACHE_OVERRIDES": json.dumps({"slow": {"enabled": False}}),
         "SIBYL_BATCHING_OVERRIDES": json.dumps({"slow": {"max_batch_size": 1,
                                                          "max_queue_rows": 2}}),
     }

@@ -69,6 +69,8 @@ def seq_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeqEnv]:
         "SIBYL_REGISTRY__WATCH_INTERVAL_S": "5",
         # a lazy batcher, so concurrent requests are padded together in one batch
         "SIBYL_BATCHING_OVERRIDES": json.dumps({"kt_gru": {"eager": False, "max_wait_ms": 30}}),
+        # the concurrent pass must reach the model (padding together), not the cache
+        "SIBYL_CACHE_OVERRIDES": json.dumps({"kt_gru": {"enabled": False}}),
     }
     with run_server(env, tmp, ready_timeout=180) as server:
         yield SeqEnv(server)

@@ -3,6 +3,7 @@ ASGI path and the FastAPI routes so both behave identically."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import secrets
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from sibyl.api.codecs import Meta
 from sibyl.api.codecs import mlflow as mlflow_codec
 from sibyl.api.codecs import native as native_codec
 from sibyl.api.codecs import v2 as v2_codec
-from sibyl.api.codecs._common import parse_positive, parse_priority
+from sibyl.api.codecs._common import parse_positive, parse_priority, parse_routing_key
 from sibyl.errors import SibylError
 from sibyl.service import PredictionService
 
@@ -71,6 +72,10 @@ class DataPlane:
                 name = model or self.service.default_model()
                 self.service.admit(name, ref)
                 req = codec.decode(body, headers.get("content-type", ""), name, ref, meta)
+                if meta.routing_key is not None or meta.variant is not None:
+                    req = dataclasses.replace(
+                        req, routing_key=meta.routing_key, variant=meta.variant
+                    )
             except SibylError as exc:
                 self.service.count_rejected(model, exc)
                 raise
@@ -91,7 +96,7 @@ class DataPlane:
                 version=result.version,
                 rows=len(result.prediction),
             )
-        return Reply(
+        reply = Reply(
             200,
             payload,
             {
@@ -101,6 +106,10 @@ class DataPlane:
                 "x-model-engine": result.engine,
             },
         )
+        if result.experiment is not None:
+            reply.headers["x-experiment"] = result.experiment
+            reply.headers["x-variant"] = result.variant or ""
+        return reply
 
     def error_reply(
         self, protocol: str, exc: SibylError, request_id: str | None, model: str | None
@@ -137,6 +146,10 @@ def _meta(headers: dict[str, str], request_id: str) -> Meta:
             )
             / 1e3
         )
+    if "x-routing-key" in headers:
+        meta.routing_key = parse_routing_key(headers["x-routing-key"], "X-Routing-Key")
+    if "x-variant" in headers:
+        meta.variant = parse_routing_key(headers["x-variant"], "X-Variant")
     return meta
 
 

@@ -147,7 +147,8 @@ class KeyValueCache:
         async def store(items: list[tuple[str, bytes]]) -> None:
             await self._run(lambda: self.set_many(items, ttl_s))
 
-        values, joined = await self._flights.run(keys, lookup, compute, store)
+        sync = None if self._offload else self.get_many
+        values, joined = await self._flights.run(keys, lookup, compute, store, sync_lookup=sync)
         self._count(CacheResult.COALESCED, joined)
         return values
 

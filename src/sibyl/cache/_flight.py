@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sibyl.cache._types import Compute
 
 Lookup = Callable[[list[str]], Awaitable[list[bytes | None]]]
+SyncLookup = Callable[[list[str]], list[bytes | None]]
 Store = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
 _Flight = asyncio.Future[Sequence[bytes | None]]
 
@@ -30,15 +31,28 @@ class SingleFlight:
         self._flights: dict[str, tuple[_Flight, int]] = {}
 
     async def run(
-        self, keys: Sequence[str], lookup: Lookup, compute: Compute, store: Store
+        self,
+        keys: Sequence[str],
+        lookup: Lookup,
+        compute: Compute,
+        store: Store,
+        *,
+        sync_lookup: SyncLookup | None = None,
     ) -> tuple[list[bytes], int]:
-        """The value of every key, and how many unique keys came from others' flights."""
+        """The value of every key, and how many unique keys came from others' flights.
+
+        ``sync_lookup`` (a lookup that never yields to the loop, e.g. an in-process store) is
+        used instead of ``lookup`` when given: nobody can join a lookup that does not yield, so
+        only the compute of the misses takes off as a flight (two futures fewer a call).
+        """
         found: dict[str, bytes] = {}
         pending = list(dict.fromkeys(keys))
         joined_total = 0
         while pending:
             own, joined = self._split(pending)
-            if own:
+            if own and sync_lookup is not None:
+                found.update(await self._lead_sync(own, sync_lookup, compute, store))
+            elif own:
                 found.update(await self._lead(own, lookup, compute, store))
             pending, n = await _join(joined, found)
             joined_total += n
@@ -71,6 +85,18 @@ class SingleFlight:
         found = {k: v for k, v in zip(own, cached, strict=True) if v is not None}
         if compute_flight is not None:
             computed = await self._compute(missing, compute, compute_flight)
+            await store(list(zip(missing, computed, strict=True)))
+            found.update(zip(missing, computed, strict=True))
+        return found
+
+    async def _lead_sync(
+        self, own: list[str], lookup: SyncLookup, compute: Compute, store: Store
+    ) -> dict[str, bytes]:
+        cached = lookup(own)
+        found = {k: v for k, v in zip(own, cached, strict=True) if v is not None}
+        if len(found) < len(own):
+            missing = [k for k, v in zip(own, cached, strict=True) if v is None]
+            computed = await self._compute(missing, compute, self._take_off(missing))
             await store(list(zip(missing, computed, strict=True)))
             found.update(zip(missing, computed, strict=True))
         return found

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sibyl.cli import models, predict, train, zoo
+from sibyl.cli import experiments, models, predict, train, zoo
 from sibyl.cli._common import (
     console,
     fail,
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(zoo.app, name="zoo")
+app.add_typer(experiments.app, name="experiments")
 
 
 @app.callback()

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.process_collector import ProcessCollector
 
 from sibyl.batching import Priority
+from sibyl.cache import CacheResult
 
 UNKNOWN_MODEL = "_unknown"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -104,6 +105,17 @@ class Metrics:
         self.swaps = Counter(
             "ml_model_swaps", "Production hot swaps completed.", ["model"], registry=r
         )
+        self.cache_operations = Counter(
+            "ml_cache_operations",
+            "Prediction cache keys by result: hit, miss, coalesced (joined an identical "
+            "in-flight request), set, error, unavailable (store down or backing off), purge "
+            "(one per purge call).",
+            ["result"],
+            registry=r,
+        )
+        self._cache_results = {
+            result.value: self.cache_operations.labels(result.value) for result in CacheResult
+        }
         self._process = psutil.Process()
 
     def for_version(self, model: str, version: str) -> VersionMetrics:
@@ -118,6 +130,14 @@ class Metrics:
             _remove(self.requests, model, version, status.value)
         for lane in Priority:
             _remove(self.queue_depth, model, version, lane.name.lower())
+
+    def on_cache_result(self, result: str, n: int) -> None:
+        """The prediction cache's metrics hook: ``n`` keys (or one purge) had ``result``.
+        Cheap (a pre-bound child), callable from any thread, never raises."""
+        child = self._cache_results.get(result)
+        if child is None:  # a result this version does not know: count it all the same
+            child = self._cache_results[result] = self.cache_operations.labels(result)
+        child.inc(n)
 
     def count_failure(self, model: str, status: Status) -> None:
         """A request that failed before a version was chosen (unknown model, bad JSON…)."""

@@ -10,10 +10,12 @@ from typing import Any
 import structlog
 
 from sibyl.batching import AdaptiveBatcher
+from sibyl.cache import PredictionCache
 from sibyl.errors import ModelLoadError, SibylError
 from sibyl.monitoring import Metrics
 from sibyl.registry import AliasChange, ModelRegistry, RegistryWatcher, VersionInfo
 from sibyl.runtime.loader import LoadedModel, load_model
+from sibyl.service._cached import CachedBatcher, is_local, policy_for
 from sibyl.service._pool import ModelPool
 from sibyl.service._served import ServedVersion
 from sibyl.settings import Settings
@@ -41,10 +43,18 @@ class ModelManager:
     Event-loop only, except the watcher callback which hops onto the loop.
     """
 
-    def __init__(self, registry: ModelRegistry, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        settings: Settings,
+        metrics: Metrics,
+        cache: PredictionCache | None = None,
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
+        self.cache = cache
+        """The prediction cache in front of every version whose model's policy enables it."""
         self.pool = ModelPool(settings.runtime, metrics, on_remove=self._forget)
         self._production: dict[str, ServedVersion] = {}
         self._aliases: dict[str, dict[str, str]] = {}
@@ -240,7 +250,7 @@ class ModelManager:
             observer=vm,
         )
         limit = self.settings.batching_for(loaded.name).max_concurrency
-        sv = ServedVersion(loaded, batcher, vm, max_concurrency=limit)
+        sv = ServedVersion(loaded, self._cached(loaded, batcher), vm, max_concurrency=limit)
         sv.idle.set()
         protected = {(s.name, s.version) for s in self._production.values()}
         pinned = {
@@ -248,6 +258,23 @@ class ModelManager:
         }
         self.pool.add(sv, protected, pinned)
         return sv
+
+    def _cached(
+        self, loaded: LoadedModel, batcher: AdaptiveBatcher
+    ) -> AdaptiveBatcher | CachedBatcher:
+        """``batcher`` behind the prediction cache when the model's policy caches it."""
+        policy = policy_for(self.settings, loaded.name)
+        if self.cache is None or policy is None:
+            return batcher
+        return CachedBatcher(
+            batcher,
+            self.cache,
+            loaded.name,
+            loaded.version,
+            loaded.schema,
+            policy,
+            purge_on_close=is_local(self.cache),  # nobody else can read its entries
+        )
 
     def add_loaded(self, loaded: LoadedModel, *, production: bool = True) -> ServedVersion:
         """Serve an already loaded model (in-process pipelines and tests of the machinery)."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from sibyl.batching import Priority
 from sibyl.errors import (
@@ -19,7 +19,11 @@ from sibyl.monitoring import UNKNOWN_MODEL, Metrics, Status
 from sibyl.runtime.schema import InputSchema
 from sibyl.runtime.types import Batch, Prediction, Task
 from sibyl.service._manager import ModelManager
+from sibyl.service._router import Route, RunningExperiment, choose
 from sibyl.settings import Settings
+
+if TYPE_CHECKING:
+    from sibyl.service._experiments import ExperimentService
 
 InputKind = Literal["records", "columns", "rows", "frame", "batch"]
 
@@ -64,6 +68,10 @@ class PredictRequest:
     timeout_s: float | None = None
     """Deadline relative to now; ``None`` → ``server.default_timeout_ms``."""
     request_id: str = ""
+    routing_key: str | None = None
+    """Sticky experiment assignment key (a user or session id); ``None`` → random by weight."""
+    variant: str | None = None
+    """QA override: answer with this variant of the running experiment (unknown → 400)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,10 @@ class PredictResult:
     prediction: Prediction
     task: Task
     schema: InputSchema
+    experiment: str | None = None
+    """The running experiment that routed this request, if any."""
+    variant: str | None = None
+    """The experiment's variant that answered."""
 
 
 _STATUS = (
@@ -102,14 +114,50 @@ class PredictionService:
     ``SibylError`` subclasses, and every call is counted in the metrics exactly once.
     """
 
-    def __init__(self, manager: ModelManager, metrics: Metrics, settings: Settings) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        metrics: Metrics,
+        settings: Settings,
+        experiments: ExperimentService | None = None,
+    ) -> None:
         self.manager = manager
         self.metrics = metrics
+        self.experiments = experiments
         self._default_timeout = settings.server.default_timeout_ms / 1000
         self._default_model = settings.server.default_model
 
     async def predict(self, req: PredictRequest) -> PredictResult:
-        """Resolve the version, validate, batch, predict (see the class contract)."""
+        """Route (experiments), resolve the version, validate, batch, predict (see the class
+        contract). A request without a pinned version on a model with a running experiment is
+        answered by the variant its routing key (or the ``variant`` override) picks."""
+        exps = self.experiments
+        if req.ref is None and exps is not None:
+            running = exps.routes.get(req.model)  # the only cost without an experiment
+            if running is not None:
+                return await self._routed(req, exps, self._route(req, running))
+        return await self._predict(req)
+
+    def _route(self, req: PredictRequest, running: RunningExperiment) -> Route:
+        try:
+            return choose(running, req.routing_key, req.variant)
+        except InvalidInputError as exc:  # unknown X-Variant: counted like any bad request
+            self.metrics.count_failure(req.model, status_of(exc))
+            raise
+
+    async def _routed(
+        self, req: PredictRequest, exps: ExperimentService, route: Route
+    ) -> PredictResult:
+        started = time.perf_counter()
+        try:
+            result = await self._predict(replace(req, model=route.model, ref=route.ref))
+        except SibylError:
+            exps.record(route, req.routing_key, req.request_id, route.ref, started, True)
+            raise
+        exps.record(route, req.routing_key, req.request_id, result.version, started, False)
+        return replace(result, experiment=route.experiment, variant=route.variant)
+
+    async def _predict(self, req: PredictRequest) -> PredictResult:
         started = time.perf_counter()
         sv = self.manager.lookup(req.model, req.ref)
         if sv is None:

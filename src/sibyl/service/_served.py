@@ -11,6 +11,7 @@ from sibyl.batching import AdaptiveBatcher
 from sibyl.errors import OverloadedError
 from sibyl.monitoring import VersionMetrics
 from sibyl.runtime.loader import LoadedModel
+from sibyl.service._cached import CachedBatcher
 
 
 @dataclass(eq=False, slots=True)
@@ -22,7 +23,7 @@ class ServedVersion:
     """
 
     loaded: LoadedModel
-    batcher: AdaptiveBatcher
+    batcher: AdaptiveBatcher | CachedBatcher
     metrics: VersionMetrics
     max_concurrency: int = 64
     inflight: int = 0

@@ -20,6 +20,10 @@ class Meta:
     priority: Priority = Priority.NORMAL
     timeout_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    routing_key: str | None = None
+    """Experiment routing key (``X-Routing-Key`` header; the native body's ``routing_key``)."""
+    variant: str | None = None
+    """QA override of the experiment variant (``X-Variant`` header)."""
 
 
 def loads(body: bytes, what: str = "request body") -> Any:
@@ -78,3 +82,17 @@ def parse_positive(value: Any, field_name: str, unit: str) -> float:
             f"'{field_name}' must be a positive number of {unit}, got {value!r}", field=field_name
         )
     return float(value)
+
+
+MAX_KEY_CHARS = 256
+
+
+def parse_routing_key(value: Any, field_name: str) -> str:
+    """A routing key: a non-empty string of at most 256 characters, or a 400 naming the field."""
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_CHARS:
+        raise InvalidInputError(
+            f"'{field_name}' must be a non-empty string of at most {MAX_KEY_CHARS} characters "
+            f"(a user or session id), got {value!r:.80}",
+            field=field_name,
+        )
+    return value

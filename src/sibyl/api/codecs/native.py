@@ -7,11 +7,12 @@ Request (JSON object) — exactly one of::
     {"rows": [[1.0, ...], ...], "names"?: [...]}   one array per row (signature order by default)
 
 plus optional ``version`` (number), ``alias`` (e.g. ``"staging"``), ``priority``
-(``high|normal|low`` or 0 to 3), ``timeout_ms`` and ``probabilities`` (default true). Sequence
+(``high|normal|low`` or 0 to 3), ``timeout_ms``, ``probabilities`` (default true) and
+``routing_key`` (sticky experiment assignment; overrides the ``X-Routing-Key`` header). Sequence
 columns take a list of ids per row (``{"exercises": [3, 1, 4], ...}``). Response::
 
     {"model", "version", "engine", "request_id", "predictions": [...],
-     "probabilities"?: [[...]], "classes"?: [...]}
+     "probabilities"?: [[...]], "classes"?: [...], "experiment"?: str, "variant"?: str}
 
 where a model with several named outputs predicts one object per row
 (``{"p_correct": 0.71, "mastery": [...]}``).
@@ -29,6 +30,7 @@ from sibyl.api.codecs._common import (
     loads,
     parse_positive,
     parse_priority,
+    parse_routing_key,
     require_object,
 )
 from sibyl.errors import InvalidInputError, SibylError
@@ -36,7 +38,16 @@ from sibyl.service import Inputs, PredictRequest, PredictResult
 
 _LAYOUTS = ("records", "columns", "rows")
 _KNOWN = frozenset(
-    {*_LAYOUTS, "names", "version", "alias", "priority", "timeout_ms", "probabilities"}
+    {
+        *_LAYOUTS,
+        "names",
+        "version",
+        "alias",
+        "priority",
+        "timeout_ms",
+        "probabilities",
+        "routing_key",
+    }
 )
 
 
@@ -70,6 +81,8 @@ def decode(
     if "timeout_ms" in payload:
         meta.timeout_s = parse_positive(payload["timeout_ms"], "timeout_ms", "milliseconds") / 1e3
     meta.extra["probabilities"] = payload.get("probabilities", True) is not False
+    if "routing_key" in payload:
+        meta.routing_key = parse_routing_key(payload["routing_key"], "routing_key")
     return PredictRequest(
         model,
         Inputs(kind, payload[kind], names, kind),  # type: ignore[arg-type]
@@ -77,6 +90,8 @@ def decode(
         meta.priority,
         meta.timeout_s,
         meta.request_id,
+        meta.routing_key,
+        meta.variant,
     )
 
 
@@ -93,6 +108,9 @@ def encode(result: PredictResult, meta: Meta) -> bytes:
     if pred.probabilities is not None and meta.extra.get("probabilities", True):
         out["probabilities"] = json_value(pred.probabilities)
         out["classes"] = list(pred.classes or ())
+    if result.experiment is not None:
+        out["experiment"] = result.experiment
+        out["variant"] = result.variant
     return dumps(out)
 
 

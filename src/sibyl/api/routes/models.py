@@ -116,6 +116,35 @@ async def unload(name: str, body: UnloadBody, request: Request) -> dict[str, Any
     return {"name": name, "version": body.version, "unloaded": removed}
 
 
+class PurgeResult(BaseModel):
+    """What a cache purge deleted."""
+
+    name: str
+    version: str | None = Field(description="The version purged; null: every version.")
+    purged: int = Field(
+        description="Rows deleted from the cache (0 when caching is off or the cache store "
+        "cannot be reached)."
+    )
+
+
+@router.delete(
+    "/{name}/cache",
+    summary="Purge a model's cached predictions",
+    response_model=PurgeResult,
+    responses={404: {"description": "The model is not registered."}},
+)
+async def purge_cache(name: str, request: Request, version: str | None = None) -> PurgeResult:
+    """Drop the cached predictions of model ``name`` — of one ``version`` when given, else of every
+    version — in the cache every replica shares (Redis) or in this server's own. New versions never
+    read older versions' entries, so purging is for answers that must change without a new
+    version (a fixed feature pipeline, a data correction). 404 when the model is not registered."""
+    c = container(request)
+    await blocking(c.registry.list_versions, name)  # 404 for an unknown model
+    cache = c.manager.cache
+    purged = 0 if cache is None else await blocking(cache.purge, name, version)
+    return PurgeResult(name=name, version=version, purged=purged)
+
+
 @router.get("/{name}/compare", summary="Compare two versions")
 async def compare(name: str, a: str, b: str, request: Request) -> dict[str, Any]:
     """Params, metrics, signature, size and flavor of versions ``a`` and ``b``."""

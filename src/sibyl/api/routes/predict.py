@@ -29,6 +29,10 @@ _NATIVE_BODY: dict[str, Any] = {
                     "priority": {"type": "string", "enum": ["high", "normal", "low"]},
                     "timeout_ms": {"type": "number"},
                     "probabilities": {"type": "boolean"},
+                    "routing_key": {
+                        "type": "string",
+                        "description": "Sticky experiment assignment key (user/session id).",
+                    },
                 },
             }
         }

@@ -1,0 +1,156 @@
+"""The buffered writer of experiment records: prediction outcomes and sticky assignments.
+
+The prediction path only appends to an in-memory buffer (a ``deque`` append, no lock, no I/O);
+a worker thread writes the buffer to the store every ``flush_interval_s`` or as soon as
+``flush_rows`` records wait, one transaction per batch of outcomes.
+
+Failure policy (phase 1): a request is never blocked or failed by the store. When the store is
+down a flush drops its batch — counted in ``ml_experiment_records_dropped{kind}`` and logged as a
+warning — and when the buffer is full (``max_pending``) new records are dropped the same way.
+Spooling undelivered records to disk for later delivery comes with the monitoring issue.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from sibyl.errors import SibylError
+from sibyl.store import PredictionOutcome, Store
+
+log = structlog.get_logger("sibyl.experiments")
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRecord:
+    """A routing key placed in a variant (recorded once; the store keeps the first)."""
+
+    experiment_id: int
+    routing_key: str
+    variant: str
+
+
+Record = PredictionOutcome | AssignmentRecord
+
+
+class OutcomeWriter:
+    """Buffers experiment records and writes them from one worker thread.
+
+    Thread safety: :meth:`submit` may be called from any thread or task and never blocks or
+    raises. :meth:`start` / :meth:`close` are called once each by the container; ``close``
+    flushes what is buffered (best effort) and joins the thread.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_interval_s: float = 1.0,
+        flush_rows: int = 500,
+        max_pending: int = 100_000,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._store = store
+        self._interval = flush_interval_s
+        self._flush_rows = flush_rows
+        self._max_pending = max_pending
+        self._pending: deque[Record] = deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._seen: set[tuple[int, str]] = set()  # assignments already written by this process
+        self.dropped = Counter(
+            "ml_experiment_records_dropped",
+            "Experiment records (outcomes, assignments) dropped: store down or buffer full.",
+            ["kind"],
+            registry=registry,
+        )
+        self.written = 0
+        """Records written so far (for tests and diagnostics)."""
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread = threading.Thread(target=self._run, name="sibyl-outcomes", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: Record) -> None:
+        """Buffer one record; drops (and counts) it when the buffer is full."""
+        if len(self._pending) >= self._max_pending:
+            self.dropped.labels(_kind(record)).inc()
+            return
+        self._pending.append(record)
+        if len(self._pending) >= self._flush_rows:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write everything buffered now (from the calling thread); returns records written."""
+        batch: list[Record] = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return 0
+        written = self._write([r for r in batch if isinstance(r, PredictionOutcome)])
+        written += self._assign([r for r in batch if isinstance(r, AssignmentRecord)])
+        self.written += written
+        return written
+
+    def close(self) -> None:
+        """Stop the worker after a last flush."""
+        self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        else:
+            self.flush()
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._safe_flush()
+        self._safe_flush()
+
+    def _safe_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # a bug here must not kill the worker thread
+            log.exception("experiment_records_flush_failed")
+
+    def _write(self, rows: list[PredictionOutcome]) -> int:
+        if not rows:
+            return 0
+        try:
+            return self._store.record_predictions(rows)
+        except SibylError as exc:
+            self._drop("outcome", len(rows), exc)
+            return 0
+
+    def _assign(self, items: list[AssignmentRecord]) -> int:
+        written = 0
+        for item in items:
+            key = (item.experiment_id, item.routing_key)
+            if key in self._seen:
+                continue
+            try:
+                self._store.record_assignment(item.experiment_id, item.routing_key, item.variant)
+            except SibylError as exc:
+                self._drop("assignment", 1, exc)
+                continue
+            if len(self._seen) > 1_000_000:  # bounded memory; re-recording is idempotent
+                self._seen.clear()
+            self._seen.add(key)
+            written += 1
+        return written
+
+    def _drop(self, kind: str, count: int, exc: SibylError) -> None:
+        self.dropped.labels(kind).inc(count)
+        log.warning("experiment_records_dropped", kind=kind, count=count, error=exc.message)
+
+
+def _kind(record: Record) -> str:
+    return "outcome" if isinstance(record, PredictionOutcome) else "assignment"
