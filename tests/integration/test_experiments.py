@@ -33,14 +33,23 @@ REQUESTS = 2000
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Model ``ab``: v1 (production) and v2, two small logistic regressions."""
+    import mlflow
+
     tmp = tmp_path_factory.mktemp("experiments")
-    uri = setup_mlflow(tmp)
-    x_arr, y = make_classification(
-        n_samples=300, n_features=4, n_informative=3, n_redundant=0, random_state=1
-    )
-    x = pd.DataFrame(x_arr, columns=FEATURES)
-    set_alias("ab", "production", log_sklearn(LogisticRegression().fit(x, y), "ab", x))
-    log_sklearn(LogisticRegression(C=0.01).fit(x, y), "ab", x)
+    # the session registry of conftest.py is the global one for the other modules: restore it
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    try:
+        uri = setup_mlflow(tmp)
+        x_arr, y = make_classification(
+            n_samples=300, n_features=4, n_informative=3, n_redundant=0, random_state=1
+        )
+        x = pd.DataFrame(x_arr, columns=FEATURES)
+        set_alias("ab", "production", log_sklearn(LogisticRegression().fit(x, y), "ab", x))
+        log_sklearn(LogisticRegression(C=0.01).fit(x, y), "ab", x)
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if previous is not None and mlflow.get_experiment_by_name("tests") is not None:
+            mlflow.set_experiment("tests")  # setup_mlflow made another registry's active
     return tmp, uri
 
 

@@ -93,7 +93,10 @@ def test_full_queue_is_shed_with_retry_after() -> None:
     async def go() -> None:
         b = AdaptiveBatcher(model, BatchSettings(max_batch_size=1, max_queue_rows=3))
         busy = asyncio.create_task(b.predict(rows(0)))
-        await asyncio.sleep(0.01)
+        for _ in range(500):  # until the worker runs it (a busy machine may take a while)
+            await asyncio.sleep(0.002)
+            if b.queued_rows == 0:  # taken by the worker, now sleeping in the model
+                break
         queued = [asyncio.create_task(b.predict(rows(i))) for i in range(3)]
         await asyncio.sleep(0)
         with pytest.raises(OverloadedError) as info:
