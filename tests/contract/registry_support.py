@@ -105,15 +105,16 @@ def postgres_or_skip() -> None:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new empty PostgreSQL database (dropped afterwards); yields its SQLAlchemy URI."""
+def fresh_database(prefix: str = "sibyl_reg", scheme: str = "postgresql+psycopg") -> Iterator[str]:
+    """A new empty PostgreSQL database named ``<prefix>_<random>`` (dropped afterwards); yields
+    its URI with ``scheme``."""
     import psycopg
 
-    db = f"sibyl_reg_{secrets.token_hex(6)}"
+    db = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+        yield f"{scheme}://postgres@127.0.0.1:5432/{db}"
     finally:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sibyl.store import Experiment, ExperimentKind, Store, Variant
-from tests.contract.registry_support import PG_ADMIN_DSN, postgres_or_skip
+from tests.contract.registry_support import fresh_database, postgres_or_skip
 from tests.helpers import ROOT
 
 __all__ = [
@@ -69,19 +69,10 @@ def postgres_backend() -> Backend:
     return Backend("postgres", fresh_postgres_database)
 
 
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new PostgreSQL database with a unique name, dropped afterwards."""
-    import psycopg
-
-    name = f"sibyl_store_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+def fresh_postgres_database() -> AbstractContextManager[str]:
+    """A new PostgreSQL database with a unique name, dropped afterwards (a plain
+    ``postgresql://`` URL: the store picks its driver itself)."""
+    return fresh_database("sibyl_store", "postgresql")
 
 
 _MIGRATOR = """
