@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -22,6 +22,7 @@ from sibyl.service._outcomes import AssignmentRecord, OutcomeWriter
 from sibyl.service._results import parse_metrics, results
 from sibyl.service._router import Route, RoutingSnapshot, RunningExperiment, build_snapshot
 from sibyl.store import (
+    ROUTED_KINDS,
     Experiment,
     ExperimentKind,
     ExperimentStatus,
@@ -45,6 +46,18 @@ class NewExperiment:
     success_metrics: Sequence[str] = ()
     salt: str | None = None
     description: str | None = None
+    kind: ExperimentKind = ExperimentKind.AB
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Kind-specific settings (canary steps, shadow share, bandit floor, ensemble combine…),
+    checked by the validator registered for ``kind`` and stored in the experiment's ``routing``."""
+
+
+KindValidator = Callable[[NewExperiment], dict[str, Any]]
+"""Checks a new experiment of one kind (``InvalidInputError`` naming the field) and returns the
+``routing`` JSON to store."""
+
+RefreshListener = Callable[[Sequence[Experiment]], None]
+"""Called on the event loop with every RUNNING experiment (any kind) after each refresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +87,22 @@ class ExperimentService:
         self.store = store
         self.writer = writer
         self.routes: RoutingSnapshot = {}
+        """Model → its running traffic-splitting experiment (kinds in ``ROUTED_KINDS``)."""
+        self.running: tuple[Experiment, ...] = ()
+        """Every RUNNING experiment of any kind, as of the last refresh."""
         self._interval = refresh_interval_s
         self._task: asyncio.Task[None] | None = None
+        self._validators: dict[ExperimentKind, KindValidator] = {}
+        self._listeners: list[RefreshListener] = []
+
+    def register_kind(self, kind: ExperimentKind, validate: KindValidator) -> None:
+        """Allow creating experiments of ``kind`` (A/B needs no validator)."""
+        self._validators[kind] = validate
+
+    def on_refresh(self, listener: RefreshListener) -> None:
+        """Call ``listener`` with the running experiments after every refresh (shadow, ensemble
+        and bandit views are rebuilt this way)."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         """Migrate the schema, load the snapshot, start the writer and the refresher."""
@@ -100,6 +127,9 @@ class ExperimentService:
             self.store.list_experiments, status=ExperimentStatus.RUNNING
         )
         self.routes = build_snapshot(running)
+        self.running = tuple(running)
+        for listener in self._listeners:
+            listener(self.running)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -122,18 +152,29 @@ class ExperimentService:
         variants = [v if v.model else _with_model(v, spec.model) for v in spec.variants]
         if len(variants) < 2:
             raise InvalidInputError(
-                "an A/B/n experiment needs at least two variants (a control and a treatment)",
+                f"a {spec.kind} experiment needs at least two variants (a control and a "
+                "treatment, or two members)",
                 field="variants",
             )
-        routing = {"description": spec.description} if spec.description else None
+        routing: dict[str, Any] = {}
+        if spec.kind is not ExperimentKind.AB:
+            validate = self._validators.get(spec.kind)
+            if validate is None:
+                raise InvalidInputError(
+                    f"experiments of kind '{spec.kind}' are not enabled on this server",
+                    field="kind",
+                )
+            routing = validate(spec)
+        if spec.description:
+            routing["description"] = spec.description
         return await asyncio.to_thread(
             self.store.create_experiment,
             spec.name,
             spec.model,
-            ExperimentKind.AB,
+            spec.kind,
             variants,
             salt=spec.salt,
-            routing=routing,
+            routing=routing or None,
             success_metrics=[{"spec": s} for s in spec.success_metrics],
         )
 
@@ -152,7 +193,7 @@ class ExperimentService:
         another experiment already runs on the same model."""
         exp = await self.get(name)
         others = await self.list(model=exp.model, status=ExperimentStatus.RUNNING)
-        clash = [o.name for o in others if o.id != exp.id]
+        clash = [o.name for o in others if o.id != exp.id and _same_slot(o.kind, exp.kind)]
         if clash:
             raise ConflictError(
                 f"Experiment '{clash[0]}' already runs on model '{exp.model}'; pause or stop it "
@@ -271,6 +312,12 @@ class ExperimentService:
         )
 
 
+def _same_slot(a: ExperimentKind, b: ExperimentKind) -> bool:
+    """Two running experiments on one model clash when both split its traffic, or both are of
+    the same non-splitting kind (a shadow may run beside an A/B test)."""
+    return (a in ROUTED_KINDS and b in ROUTED_KINDS) or a == b
+
+
 def _check_name(value: str, what: str) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise InvalidInputError(
@@ -283,4 +330,11 @@ def _with_model(v: Variant, model: str) -> Variant:
     return Variant(v.name, model, v.version, v.alias, v.weight, v.is_control)
 
 
-__all__ = ["ExperimentService", "FeedbackItem", "NewExperiment", "RunningExperiment"]
+__all__ = [
+    "ExperimentService",
+    "FeedbackItem",
+    "KindValidator",
+    "NewExperiment",
+    "RefreshListener",
+    "RunningExperiment",
+]

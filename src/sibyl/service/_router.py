@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sibyl.errors import InvalidInputError
 from sibyl.routing import TrafficSplit, WeightedVariant
-from sibyl.store import Experiment, ExperimentStatus, Variant
+from sibyl.store import ROUTED_KINDS, Experiment, ExperimentKind, ExperimentStatus, Variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +34,18 @@ class RunningExperiment:
     salt: str
     split: TrafficSplit
     variants: Mapping[str, Variant]
+    kind: ExperimentKind = ExperimentKind.AB
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The experiment's stored ``routing`` JSON (kind-specific settings, e.g. canary steps)."""
 
     @classmethod
     def of(cls, exp: Experiment) -> RunningExperiment:
         """The routing view of a stored experiment (variants in their stored order)."""
         split = TrafficSplit([WeightedVariant(v.name, v.weight) for v in exp.variants])
         variants = {v.name: v for v in exp.variants}
-        return cls(exp.id, exp.name, exp.model, exp.salt, split, variants)
+        return cls(
+            exp.id, exp.name, exp.model, exp.salt, split, variants, exp.kind, dict(exp.routing)
+        )
 
 
 RoutingSnapshot = Mapping[str, RunningExperiment]
@@ -61,10 +67,13 @@ class Route:
 
 
 def build_snapshot(experiments: Iterable[Experiment]) -> dict[str, RunningExperiment]:
-    """The snapshot of the RUNNING experiments among ``experiments``; when a model has several
-    (only possible if written around the service), the earliest started wins."""
+    """The snapshot of the RUNNING traffic-splitting experiments (``ROUTED_KINDS``) among
+    ``experiments``; when a model has several (only possible if written around the service), the
+    earliest started wins."""
     snapshot: dict[str, RunningExperiment] = {}
-    running = [e for e in experiments if e.status is ExperimentStatus.RUNNING]
+    running = [
+        e for e in experiments if e.status is ExperimentStatus.RUNNING and e.kind in ROUTED_KINDS
+    ]
     for exp in sorted(running, key=lambda e: (e.started_at or e.created_at, e.id)):
         if exp.model not in snapshot and any(v.weight > 0 for v in exp.variants):
             snapshot[exp.model] = RunningExperiment.of(exp)

@@ -17,6 +17,7 @@ from sibyl.store._factory import default_url, get_store
 from sibyl.store._migrate import head_revision
 from sibyl.store._sql import SQLStore
 from sibyl.store._types import (
+    ROUTED_KINDS,
     Assignment,
     Experiment,
     ExperimentKind,
@@ -30,6 +31,7 @@ from sibyl.store._types import (
 )
 
 __all__ = [
+    "ROUTED_KINDS",
     "Assignment",
     "Experiment",
     "ExperimentKind",

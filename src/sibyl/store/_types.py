@@ -21,6 +21,13 @@ class ExperimentKind(StrEnum):
     CANARY = "canary"
     SHADOW = "shadow"
     BANDIT = "bandit"
+    ENSEMBLE = "ensemble"
+
+
+ROUTED_KINDS: frozenset[ExperimentKind] = frozenset(
+    {ExperimentKind.AB, ExperimentKind.CANARY, ExperimentKind.BANDIT}
+)
+"""Kinds that split a model's unpinned traffic between variants (one running per model)."""
 
 
 class ExperimentStatus(StrEnum):

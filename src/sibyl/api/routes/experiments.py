@@ -16,7 +16,7 @@ from sibyl.api.codecs._common import loads, require_object
 from sibyl.api.routes._deps import container
 from sibyl.errors import InvalidInputError
 from sibyl.service import ExperimentService, FeedbackItem, NewExperiment
-from sibyl.store import Experiment, ExperimentStatus, Variant
+from sibyl.store import Experiment, ExperimentKind, ExperimentStatus, Variant
 
 
 class ErrorBody(BaseModel):
@@ -64,6 +64,14 @@ class ExperimentBody(BaseModel):
     )
     salt: str | None = Field(None, description="Hash salt of sticky assignment (random).")
     description: str | None = None
+    kind: ExperimentKind = Field(
+        ExperimentKind.AB, description="ab, canary, shadow, bandit or ensemble."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Kind-specific settings (canary steps/dwell/margins, shadow share, bandit "
+        "floor, ensemble combine); see docs/traffic.md.",
+    )
 
 
 class FeedbackBody(BaseModel):
@@ -125,7 +133,14 @@ async def create(body: ExperimentBody, request: Request) -> dict[str, Any]:
     if variants and not any(v.is_control for v in variants):
         variants[0] = dataclasses.replace(variants[0], is_control=True)
     spec = NewExperiment(
-        body.name, body.model, variants, body.success_metrics, body.salt, body.description
+        body.name,
+        body.model,
+        variants,
+        body.success_metrics,
+        body.salt,
+        body.description,
+        body.kind,
+        body.config,
     )
     return experiment_json(await _service(request).create(spec))
 
