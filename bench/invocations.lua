@@ -1,6 +1,11 @@
 -- wrk script: MLflow /invocations requests whose rows are all distinct.
 --
---   wrk -t1 -c16 -d10s -s bench/invocations.lua http://127.0.0.1:PORT/invocations -- ROWS [POOL]
+--   wrk -t1 -c16 -d10s -s bench/invocations.lua http://127.0.0.1:PORT/invocations \
+--       -- ROWS [POOL [SEED [KEYS [ROWMODE]]]]
+--
+-- KEYS = "keys" gives pooled request i the header X-Routing-Key: user-<i> (POOL distinct users,
+-- for experiment routing); ROWMODE = "repeat" splices the pool slot instead of the request
+-- counter, so rows repeat every POOL requests (a cache can hit); the default is "distinct".
 --
 -- init() pre-generates POOL whole HTTP requests of ROWS rows x 20 features ("dataframe_split"),
 -- each cut after every row's f0 value. request() cycles through the pool and splices an 8-digit
@@ -24,6 +29,8 @@ local pool_size = 0
 local scratch = {}
 local next_index = 0
 local sequence = 0
+local with_keys = false
+local repeat_rows = false
 statuses = {}
 
 local function header()
@@ -44,14 +51,18 @@ end
 
 -- The whole HTTP request with a fixed-width placeholder where each row's counter goes: the
 -- Content-Length wrk.format() computes stays right once the counter replaces the placeholder.
-local function request_text(head)
+local function request_text(head, index)
   local parts = { head }
   for r = 1, rows do
     local sep = r < rows and "," or ""
     parts[#parts + 1] = "[" .. value() .. PLACEHOLDER .. row_tail() .. sep
   end
   parts[#parts + 1] = "]}}"
-  return wrk.format("POST", nil, nil, table.concat(parts))
+  local headers = nil
+  if with_keys then
+    headers = { ["Content-Type"] = "application/json", ["X-Routing-Key"] = "user-" .. index }
+  end
+  return wrk.format("POST", nil, headers, table.concat(parts))
 end
 
 -- pieces[1] .. c .. pieces[2] .. c .. ... .. pieces[rows + 1], c = the request counter
@@ -71,9 +82,11 @@ function init(args)
   rows = tonumber(args[1]) or 1
   pool_size = tonumber(args[2]) or 10000
   math.randomseed(tonumber(args[3]) or 42)
+  with_keys = args[4] == "keys"
+  repeat_rows = args[5] == "repeat"
   wrk.headers["Content-Type"] = "application/json"
   local head = header()
-  for i = 1, pool_size do pool[i] = split(request_text(head)) end
+  for i = 1, pool_size do pool[i] = split(request_text(head, i)) end
   init_clock = os.clock() -- process CPU seconds once the pool is built (read back in done())
 end
 
@@ -81,7 +94,7 @@ function request()
   next_index = next_index % pool_size + 1
   sequence = sequence + 1
   local pieces = pool[next_index]
-  local counter = tostring(COUNTER_BASE + sequence)
+  local counter = tostring(COUNTER_BASE + (repeat_rows and next_index or sequence))
   for r = 1, rows do
     scratch[2 * r - 1] = pieces[r]
     scratch[2 * r] = counter

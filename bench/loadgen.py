@@ -35,6 +35,10 @@ class Load:
     rows: int
     connections: int
     duration_s: int  # wrk takes whole seconds
+    keys: bool = False
+    """Send ``X-Routing-Key: user-<i>`` (one key per pooled request) for experiment routing."""
+    repeat_rows: bool = False
+    """Rows repeat every pool-size requests (a prediction cache can hit) instead of never."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,9 @@ def wrk_argv(url: str, load: Load) -> list[str]:
         "--",
         str(load.rows),
         str(pool_size(load.rows)),
+        "42",
+        "keys" if load.keys else "nokeys",
+        "repeat" if load.repeat_rows else "distinct",
     ]
 
 

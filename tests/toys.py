@@ -56,6 +56,21 @@ class FailingPredictor(EchoPredictor):
         return super().predict(batch)
 
 
+class SwitchPredictor(EchoPredictor):
+    """Echo that raises while ``failing`` is true (the test flips it); counts every call."""
+
+    def __init__(self, failing: bool = False) -> None:
+        super().__init__()
+        self.failing = failing
+        self.calls = 0
+
+    def predict(self, batch: Batch) -> Prediction:
+        self.calls += 1
+        if self.failing:
+            raise RuntimeError("toy model failure (switched on)")
+        return super().predict(batch)
+
+
 class ClassifierToy:
     """Two-class 'classifier': P(class 1) = sigmoid(row sum)."""
 
@@ -82,6 +97,24 @@ try:  # MLflow wrappers (pyfunc) for registering the toys
             if self.delay:
                 time.sleep(self.delay)
             return x.sum(axis=1)
+
+    class FlagModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        """pyfunc: row sum + ``offset``; raises while the file ``fail_flag`` exists and sleeps
+        ``delay`` s while ``slow_flag`` exists (a test toggles a served model's health)."""
+
+        def __init__(self, fail_flag: str, slow_flag: str = "", delay: float = 0.0,
+                     offset: float = 0.0) -> None:
+            self.fail_flag, self.slow_flag = fail_flag, slow_flag
+            self.delay, self.offset = delay, offset
+
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            import os
+
+            if os.path.exists(self.fail_flag):
+                raise RuntimeError(f"toy model failure ({self.fail_flag} exists)")
+            if self.slow_flag and os.path.exists(self.slow_flag):
+                time.sleep(self.delay)
+            return np.asarray(model_input, dtype=np.float64).sum(axis=1) + self.offset
 
     class BrokenModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         """pyfunc whose loading fails (load_context raises)."""

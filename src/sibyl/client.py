@@ -227,6 +227,99 @@ class _Operations(Generic[R]):
         """Per-variant numbers, comparisons with control, SRM and the decision."""
         return self._do(_Call("GET", f"/v1/experiments/{name}/results"))
 
+    # ---- canary rollouts ------------------------------------------------------------------
+
+    def start_canary(self, model: str, version: int | str, **settings: Any) -> R:
+        """Start a canary of ``version`` against production; ``settings`` as in docs/canary.md
+        (``steps=[10, 50, 100]``, ``dwell="10m"``, ``latency_margin=0.2``, ``name=…``…)."""
+        body = {"version": str(version), **settings}
+        return self._do(_Call("POST", f"/v1/models/{model}/canary", body))
+
+    def canary(self, name: str) -> R:
+        """A canary's phase, step, weights, current verdict and history."""
+        return self._do(_Call("GET", f"/v1/experiments/{name}/canary"))
+
+    def rollback_canary(self, name: str, reason: str | None = None) -> R:
+        """Abort a canary: the baseline takes all traffic again."""
+        body = {"reason": reason} if reason else None
+        return self._do(_Call("POST", f"/v1/experiments/{name}/canary/rollback", body))
+
+    # ---- ensembles ------------------------------------------------------------------------
+
+    def create_ensemble(
+        self,
+        name: str,
+        members: Sequence[Mapping[str, Any]],
+        *,
+        endpoint: str | None = None,
+        combine: str = "auto",
+        min_members: int = 1,
+        member_timeout_ms: float | None = None,
+        description: str | None = None,
+    ) -> R:
+        """Create and start an ensemble; each member is ``{"model", "version" | "alias",
+        "weight"?, "name"?}``. Predict with ``predict(endpoint or name, ...)``."""
+        body: dict[str, Any] = {
+            "name": name,
+            "members": [dict(m) for m in members],
+            "combine": combine,
+            "min_members": min_members,
+        }
+        extra = (("endpoint", endpoint), ("member_timeout_ms", member_timeout_ms),
+                 ("description", description))  # fmt: skip
+        body.update({k: v for k, v in extra if v is not None})
+        return self._do(_Call("POST", "/v1/ensembles", body))
+
+    def ensembles(self, *, status: str | None = None) -> R:
+        """Ensembles, oldest first, optionally in one status."""
+        params = {"status": status} if status else None
+        return self._do(_Call("GET", "/v1/ensembles", params=params))
+
+    def ensemble(self, name: str) -> R:
+        """One ensemble with its members and settings."""
+        return self._do(_Call("GET", f"/v1/ensembles/{name}"))
+
+    def stop_ensemble(self, name: str) -> R:
+        """Stop an ensemble for good (its endpoint stops answering)."""
+        return self._do(_Call("DELETE", f"/v1/ensembles/{name}"))
+
+    # ---- shadows --------------------------------------------------------------------------
+
+    def create_shadow(
+        self,
+        model: str,
+        version: int | str,
+        *,
+        share: float,
+        name: str | None = None,
+        candidate_model: str | None = None,
+        **config: Any,
+    ) -> R:
+        """Create a draft shadow experiment mirroring ``share`` of ``model``'s unpinned traffic
+        to ``version`` (of ``candidate_model``, default ``model``); ``config`` as in
+        docs/shadow.md (``agreement``, ``tolerance``, ``max_concurrent``, ``timeout_ms``).
+        Start it with ``start_experiment``."""
+        candidate: dict[str, Any] = {"name": "candidate", "version": str(version)}
+        if candidate_model:
+            candidate["model"] = candidate_model
+        target = f"{candidate_model}-{version}" if candidate_model else str(version)
+        body = {
+            "name": name or f"{model}-shadow-{target}",
+            "model": model,
+            "kind": "shadow",
+            "variants": [
+                {"name": "primary", "alias": "production", "control": True},
+                candidate,
+            ],
+            "config": {"share": share, **config},
+        }
+        return self._do(_Call("POST", "/v1/experiments", body))
+
+    def shadow_report(self, name: str) -> R:
+        """Mirrored, dropped, errors, agreement with its interval, latency difference and the
+        promotion gate's verdict, per candidate."""
+        return self._do(_Call("GET", f"/v1/experiments/{name}/shadow"))
+
     def feedback(
         self,
         *,

@@ -14,6 +14,7 @@ HTTP status in one table (``api/errors.py``) and formats it in the protocol's ow
     ├── OverloadedError             429  a bounded queue is full (carries ``retry_after``)
     ├── DeadlineExceededError       504  the request's deadline passed before an answer
     ├── BackendUnavailableError     503  registry / database / cache cannot be reached
+    │   └── CircuitOpenError        503  a version's circuit breaker is open (``retry_after``)
     ├── ModelLoadError              500  a version could not be loaded (previous one keeps serving)
     ├── PredictionError             500  the model raised at predict time (that request only)
     └── MissingExtraError           500  an optional dependency is missing (names the pip command)
@@ -78,6 +79,15 @@ class DeadlineExceededError(SibylError):
 
 class BackendUnavailableError(SibylError):
     """A backend (registry, database, cache) cannot be reached."""
+
+
+class CircuitOpenError(BackendUnavailableError):
+    """A version's circuit breaker is open and no fallback answered; retry after
+    ``retry_after`` seconds (when the circuit half-opens)."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ModelLoadError(SibylError):

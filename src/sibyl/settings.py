@@ -177,6 +177,108 @@ class CachePolicySettings(BaseModel):
     cache (models with side effects, or answers that must always be fresh)."""
 
 
+class PromotionGateSettings(BaseModel):
+    """What a version must show in a shadow period before it may become production (an entry of
+    ``promotion_gates``; see docs/shadow.md). A shadow experiment of the model (running, paused
+    or stopped) with the version as candidate must meet every criterion that is set."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    require_shadow: bool = True
+    """Refuse promotions to production (sibyl's API and CLI: 409) and roll back production alias
+    moves made by anyone else (the registry watcher) without a passing shadow period."""
+    min_requests: int = Field(default=500, ge=0)
+    """Mirrored requests (answered or failed by the candidate; dropped ones do not count)."""
+    min_agreement: float | None = Field(default=0.95, ge=0, le=1)
+    """Share of compared rows on which the candidate agreed with the primary (same label for
+    classifiers, ``|difference| ≤ tolerance`` for regressors); unset: not checked."""
+    max_error_rate: float | None = Field(default=0.01, ge=0, le=1)
+    """Share of mirrored requests the candidate failed (raised, timed out, refused the input);
+    unset: not checked."""
+    max_latency_increase: float | None = Field(default=None, ge=0)
+    """Largest relative increase of the candidate's p95 latency over the primary's on the same
+    requests (0.2 = at most 20 % slower); unset: not checked."""
+
+
+class CircuitSettings(BaseModel):
+    """Circuit breaker of every loaded model version (per model: ``breaker_overrides``). It
+    watches the version's server-side failures (the model raised, a deadline passed) and slow
+    calls; bad input (400) and shed requests (429) say nothing about the version and are not
+    counted. See docs/fallback.md."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Give every loaded version a circuit breaker; ``false``: versions are always called."""
+    window_s: float = Field(default=30.0, gt=0)
+    """Error and slow-call rates are measured over the last ``window_s`` seconds."""
+    min_requests: int = Field(default=20, ge=1)
+    """Requests the window must hold before the circuit can open (no verdict on 2 requests)."""
+    max_error_rate: float = Field(default=0.5, ge=0, le=1)
+    """Open when the share of failed requests (errors and timeouts) in the window is above
+    this."""
+    slow_call_ms: float | None = Field(default=None, gt=0)
+    """A request the version takes longer than this to answer is *slow*; unset: latency is not
+    watched. Also the longest a half-open probe may take to count as a success."""
+    max_slow_rate: float = Field(default=0.5, ge=0, lt=1)
+    """Open when the share of slow requests in the window is above this (0.05 means "the p95
+    latency is above ``slow_call_ms``"); only with ``slow_call_ms`` set."""
+    open_s: float = Field(default=30.0, ge=0)
+    """How long an open circuit sends every request to the fallback chain (or answers 503 with
+    ``Retry-After``) before it half-opens."""
+    half_open_probes: int = Field(default=1, ge=1)
+    """Requests let through to the version while half-open; all must succeed to close the
+    circuit, the first failure re-opens it."""
+
+
+FallbackReason = Literal["error", "timeout", "circuit_open"]
+_REASONS: tuple[FallbackReason, ...] = ("error", "timeout", "circuit_open")
+
+
+class DefaultAnswerSettings(BaseModel):
+    """The constant answer ending a fallback chain, e.g. ``{"default": 0}`` or ``{"default":
+    "stay", "probabilities": [0.9, 0.1], "classes": ["stay", "churn"]}``."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    default: Any
+    """Every row's prediction: a JSON value (number, string, list for multi-value rows, null)."""
+    probabilities: list[float] | None = None
+    """Every row's class probabilities (with ``classes``, same length); unset: none."""
+    classes: list[Any] | None = None
+    """The class labels ``probabilities`` are for."""
+
+
+class FallbackSettings(BaseModel):
+    """The fallback chain of one model (an entry of ``fallbacks``; see docs/fallback.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    chain: list[str | DefaultAnswerSettings] = Field(min_length=1)
+    """Who answers, in order, when the requested version does not: ``"previous"`` (the version in
+    production before the current one; for a request answered by any other version, the current
+    production version), another model or version in ``runtime.preload`` syntax (``"rules"``,
+    ``"rules@staging"``, ``"churn:3"``), and last, optionally, a constant ``{"default": value}``.
+    Model members are loaded and warmed when the model's production version is."""
+    on: list[FallbackReason] = Field(default_factory=lambda: list(_REASONS), min_length=1)
+    """Failures of the requested version the chain answers: ``error`` (the model raised or
+    failed to answer), ``timeout`` (no answer within ``timeout_ms`` or the request's deadline),
+    ``circuit_open`` (its circuit breaker refuses calls). Others keep their error status."""
+    timeout_ms: float | None = Field(default=None, gt=0)
+    """Longest the requested version, and then each model member, may take before the next one
+    is asked (always within the request's own deadline); unset: the request's deadline."""
+
+
+class CanarySettings(BaseModel):
+    """Canary rollouts (see docs/canary.md): how often running canaries are judged and moved."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    interval_s: float = Field(default=5.0, ge=0)
+    """How often this replica judges every running canary (steps, promotion, rollback; replicas
+    sharing a database never take a step twice); 0: this replica never moves canaries."""
+
+
 class LoggingSettings(BaseModel):
     """Structured logs."""
 
@@ -216,7 +318,20 @@ class Settings(BaseSettings):
     cache_overrides: dict[str, CachePolicySettings] = Field(default_factory=dict)
     """Per-model caching, e.g. ``SIBYL_CACHE_OVERRIDES='{"churn": {"ttl_s": 30}, "dice":
     {"enabled": false}}'``; models not named use ``cache.ttl_s`` and are cached."""
+    breaker: CircuitSettings = Field(default_factory=CircuitSettings)
+    breaker_overrides: dict[str, CircuitSettings] = Field(default_factory=dict)
+    """Per-model circuit breakers, e.g. ``SIBYL_BREAKER_OVERRIDES='{"churn": {"min_requests": 50,
+    "slow_call_ms": 200}}'`` (an override replaces ``breaker`` whole for that model)."""
+    fallbacks: dict[str, FallbackSettings] = Field(default_factory=dict)
+    """Per-model fallback chains, e.g. ``SIBYL_FALLBACKS='{"churn": {"chain": ["previous",
+    "churn-rules", {"default": 0}], "on": ["error", "timeout", "circuit_open"], "timeout_ms":
+    300}}'``; models not named have none (an error stays an error)."""
     store: StoreSettings = Field(default_factory=StoreSettings)
+    canary: CanarySettings = Field(default_factory=CanarySettings)
+    promotion_gates: dict[str, PromotionGateSettings] = Field(default_factory=dict)
+    """Per-model promotion gates requiring a passing shadow period, e.g.
+    ``SIBYL_PROMOTION_GATES='{"churn": {"min_requests": 500, "min_agreement": 0.95,
+    "max_error_rate": 0.01, "max_latency_increase": 0.2}}'``; models not named are not gated."""
 
     @classmethod
     def settings_customise_sources(
@@ -255,6 +370,10 @@ class Settings(BaseSettings):
     def batching_for(self, model: str) -> BatchSettings:
         """Batching settings of one model (its override, else the defaults)."""
         return self.batching_overrides.get(model, self.batching)
+
+    def breaker_for(self, model: str) -> CircuitSettings:
+        """Circuit breaker settings of one model (its override, else the defaults)."""
+        return self.breaker_overrides.get(model, self.breaker)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -26,6 +26,8 @@ from sibyl.store import (
     ExperimentStatus,
     NewFeedback,
     PredictionOutcome,
+    ShadowRecord,
+    ShadowStatus,
     SQLStore,
     Variant,
     get_store,
@@ -200,6 +202,20 @@ def test_assignment_is_recorded_once(store: SQLStore) -> None:
         store.record_assignment(10**9, "user-2", "control")
 
 
+def test_bulk_assignments_keep_the_first_writer(store: SQLStore) -> None:
+    exp = ab_experiment(store)
+    store.record_assignment(exp.id, "user-1", "candidate")
+    items = [(exp.id, f"user-{i}", "control") for i in range(1, 300)]
+    assert store.record_assignments([*items, (exp.id, "user-2", "candidate")]) == 300
+    assert store.get_assignment(exp.id, "user-1").variant == "candidate"  # type: ignore[union-attr]
+    assert store.get_assignment(exp.id, "user-2").variant == "control"  # type: ignore[union-attr]
+    assert store.get_assignment(exp.id, "user-299").variant == "control"  # type: ignore[union-attr]
+    assert store.record_assignments([]) == 0
+    with pytest.raises(NotFoundError, match="experiment or variant"):
+        store.record_assignments([(exp.id, "user-900", "control"), (exp.id, "user-901", "ghost")])
+    assert store.get_assignment(exp.id, "user-900") is None  # all or nothing
+
+
 def test_concurrent_writers_agree_on_one_assignment_per_key(store: SQLStore) -> None:
     exp = ab_experiment(store)
     keys = [f"k{i}" for i in range(40)]
@@ -355,6 +371,109 @@ def test_aggregates_of_an_experiment_without_records(store: SQLStore) -> None:
         ("control", 0, 0, 0, {}),
         ("candidate", 0, 0, 0, {}),
     ]
+
+
+# ---- shadow records ----------------------------------------------------------------------
+
+
+def shadow_experiment(store: SQLStore) -> int:
+    """A shadow of model ``churn``: primary (production) and candidates ``fast`` (v7) and
+    ``slow`` (v8)."""
+    exp = store.create_experiment(
+        new_name("shadow"),
+        "churn",
+        ExperimentKind.SHADOW,
+        [
+            Variant("primary", "churn", alias="production", is_control=True),
+            Variant("fast", "churn", version="7"),
+            Variant("slow", "churn", version="8"),
+        ],
+        routing={"share": 0.5},
+    )
+    return exp.id
+
+
+def shadow_record(eid: int, variant: str, i: int, **kw: object) -> ShadowRecord:
+    fields: dict[str, object] = {
+        "experiment_id": eid, "variant": variant, "request_id": f"r{i}", "model": "churn",
+        "primary_version": "6", "candidate_model": "churn",
+        "candidate_version": "7" if variant == "fast" else "8",
+        "status": ShadowStatus.COMPARED, "rows": 3, "agreeing_rows": 3,
+        "primary_latency_ms": 10.0, "shadow_latency_ms": 12.0,
+    }  # fmt: skip
+    return ShadowRecord(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_shadow_records_aggregate_per_candidate_version(store: SQLStore) -> None:
+    eid = shadow_experiment(store)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rng = np.random.default_rng(3)
+    primary, shadow = rng.gamma(2.0, 5.0, 200), rng.gamma(2.0, 8.0, 200)
+    rows = [
+        shadow_record(eid, "fast", i, rows=1 + i % 3, agreeing_rows=(1 + i % 3) * (i % 4 != 0),
+                      primary_latency_ms=float(primary[i]), shadow_latency_ms=float(shadow[i]),
+                      ts=t0 + timedelta(seconds=i))
+        for i in range(200)
+    ]  # fmt: skip
+    rows += [shadow_record(eid, "fast", 1000 + i, status=ShadowStatus.ERROR, rows=0,
+                           agreeing_rows=0, ts=t0) for i in range(5)]  # fmt: skip
+    rows += [shadow_record(eid, "fast", 2000 + i, status=ShadowStatus.DROPPED, rows=0,
+                           agreeing_rows=0, shadow_latency_ms=None, ts=t0) for i in range(7)]  # fmt: skip
+    rows += [shadow_record(eid, "slow", 3000, candidate_version=None, rows=0, agreeing_rows=0,
+                           status=ShadowStatus.DROPPED, shadow_latency_ms=None, ts=t0)]  # fmt: skip
+    rows += [shadow_record(eid, "slow", 4000, rows=2, agreeing_rows=1, ts=t0)]
+    assert store.record_shadow_results(rows) == len(rows) == 214
+    fast, slow, slow_unresolved = store.shadow_aggregates(eid)
+    n = [1 + i % 3 for i in range(200)]
+    a = [ni * (i % 4 != 0) for i, ni in enumerate(n)]
+    assert (fast.variant, fast.candidate_model, fast.candidate_version) == ("fast", "churn", "7")
+    assert (fast.compared, fast.errors, fast.dropped, fast.mirrored) == (200, 5, 7, 205)
+    assert (fast.rows, fast.agreeing_rows, fast.unanimous) == (sum(n), sum(a), 150)
+    assert fast.rows_sq == sum(x * x for x in n) and fast.agreeing_sq == sum(x * x for x in a)
+    assert fast.cross == sum(x * y for x, y in zip(n, a, strict=True))
+    lat = fast.latency
+    assert (lat.primary_p50, lat.primary_p95) == pytest.approx(np.percentile(primary, [50, 95]))
+    assert (lat.candidate_p50, lat.candidate_p95) == pytest.approx(np.percentile(shadow, [50, 95]))
+    assert (lat.difference_p50, lat.difference_p95) == pytest.approx(
+        np.percentile(shadow - primary, [50, 95])
+    )
+    assert (fast.first_at, fast.last_at) == (t0, t0 + timedelta(seconds=199))
+    assert (slow.candidate_version, slow.compared, slow.rows, slow.agreeing_rows) == ("8", 1, 2, 1)
+    assert (slow_unresolved.candidate_version, slow_unresolved.dropped) == (None, 1)
+    assert slow_unresolved.latency.primary_p50 is None
+    late = store.shadow_aggregates(eid, since=t0 + timedelta(seconds=150))
+    assert [(x.variant, x.compared, x.errors) for x in late] == [("fast", 50, 0)]
+
+
+def test_shadow_records_are_checked_and_stored_all_or_none(store: SQLStore) -> None:
+    eid = shadow_experiment(store)
+    assert store.shadow_aggregates(eid) == []
+    with pytest.raises(InvalidInputError) as info:
+        store.record_shadow_results([shadow_record(eid, "fast", 0, agreeing_rows=4)])
+    assert info.value.field == "agreeing_rows"
+    with pytest.raises(InvalidInputError):
+        store.record_shadow_results([shadow_record(eid, "fast", 0, shadow_latency_ms=-1.0)])
+    with pytest.raises(NotFoundError):
+        store.record_shadow_results(
+            [shadow_record(eid, "fast", 0), shadow_record(eid, "unknown-variant", 1)]
+        )
+    with pytest.raises(NotFoundError):
+        store.record_shadow_results([shadow_record(10**9, "fast", 0)])
+    with pytest.raises(InvalidInputError, match=r"shadow_results\.request_id"):
+        store.record_shadow_results([shadow_record(eid, "fast", 0, request_id="r" * 129)])
+    assert store.shadow_aggregates(eid) == []  # nothing of the failed batches was stored
+    with pytest.raises(NotFoundError):
+        store.shadow_aggregates("no-such-experiment")
+    assert store.record_shadow_results([]) == 0
+
+
+def test_every_experiment_kind_can_be_stored(store: SQLStore) -> None:
+    for kind in ExperimentKind:
+        exp = store.create_experiment(
+            new_name(kind.value), "churn", kind,
+            [Variant("a", "churn", version="1", is_control=True), Variant("b", "churn", version="2")],
+        )  # fmt: skip
+        assert store.get_experiment(exp.id).kind is kind
 
 
 # ---- a database that is down, a connection that dies -------------------------------------

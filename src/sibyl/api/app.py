@@ -15,7 +15,7 @@ import sibyl
 from sibyl.api import errors
 from sibyl.api.dataplane import DataPlane
 from sibyl.api.fastpath import FastPath
-from sibyl.api.routes import experiments, models, ops, predict, v2
+from sibyl.api.routes import canary, ensembles, experiments, models, ops, predict, shadow, v2
 from sibyl.errors import InvalidInputError, SibylError
 from sibyl.logs import configure_logging
 from sibyl.service import Container, build_container
@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.state.dataplane = plane
     for router in (ops.router, predict.router, models.router, v2.router, experiments.router):
         api.include_router(router)
+    api.include_router(ensembles.router)
+    api.include_router(canary.router)
+    api.include_router(shadow.router)
     api.add_exception_handler(SibylError, _sibyl_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     return FastPath(

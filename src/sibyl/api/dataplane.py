@@ -109,6 +109,12 @@ class DataPlane:
         if result.experiment is not None:
             reply.headers["x-experiment"] = result.experiment
             reply.headers["x-variant"] = result.variant or ""
+        if result.fallback is not None:  # the requested version failed; its chain answered
+            reply.headers["x-fallback"] = result.fallback
+            reply.headers["x-fallback-reason"] = result.fallback_reason or ""
+        if result.members is not None:  # an ensemble: members answered / members asked
+            answered = sum(m.ok for m in result.members)
+            reply.headers["x-ensemble-members"] = f"{answered}/{len(result.members)}"
         return reply
 
     def error_reply(

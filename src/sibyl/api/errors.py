@@ -6,6 +6,7 @@ import orjson
 
 from sibyl.errors import (
     BackendUnavailableError,
+    CircuitOpenError,
     ConflictError,
     DeadlineExceededError,
     InvalidInputError,
@@ -30,6 +31,7 @@ STATUS: tuple[tuple[type[SibylError], int, str], ...] = (
     (NotReadyError, 503, "NOT_READY"),
     (OverloadedError, 429, "OVERLOADED"),
     (DeadlineExceededError, 504, "DEADLINE_EXCEEDED"),
+    (CircuitOpenError, 503, "CIRCUIT_OPEN"),
     (BackendUnavailableError, 503, "BACKEND_UNAVAILABLE"),
     (ModelLoadError, 500, "MODEL_LOAD_FAILED"),
     (PredictionError, 500, "PREDICTION_FAILED"),
@@ -59,8 +61,8 @@ def classify(exc: SibylError) -> tuple[int, str]:
 
 
 def error_headers(exc: SibylError) -> dict[str, str]:
-    """Extra headers an error carries (``Retry-After`` on 429)."""
-    if isinstance(exc, OverloadedError):
+    """Extra headers an error carries (``Retry-After`` on 429 and on an open circuit's 503)."""
+    if isinstance(exc, (OverloadedError, CircuitOpenError)):
         return {"retry-after": str(int(max(1, exc.retry_after)))}
     return {}
 

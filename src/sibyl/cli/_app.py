@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sibyl.cli import experiments, models, predict, train, zoo
+from sibyl.cli import canary, ensembles, experiments, models, predict, shadow, train, zoo
 from sibyl.cli._common import (
     console,
     fail,
@@ -27,6 +27,9 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(zoo.app, name="zoo")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(ensembles.app, name="ensembles")
+app.add_typer(canary.app, name="canary")
+app.add_typer(shadow.app, name="shadow")
 
 
 @app.callback()

@@ -18,7 +18,15 @@ def _registry() -> Any:
     from sibyl.registry import ModelRegistry
 
     settings = settings_from()
-    return ModelRegistry(settings.tracking_uri(), registry_uri=settings.registry.registry_uri)
+    registry = ModelRegistry(settings.tracking_uri(), registry_uri=settings.registry.registry_uri)
+    if settings.promotion_gates:  # promotions from here pass the shadow gate like the server's
+        from sibyl.service import ShadowGate
+        from sibyl.store import get_store
+
+        store = get_store(settings.store.url, data_dir=settings.data_dir)
+        gate = ShadowGate(store, registry, settings.promotion_gates)
+        registry.add_promotion_check(gate.check_promotion)
+    return registry
 
 
 @app.command("list")

@@ -34,6 +34,8 @@ class Status(StrEnum):
     OVERLOADED = "overloaded"
     TIMEOUT = "timeout"
     ERROR = "error"
+    CIRCUIT_OPEN = "circuit_open"
+    """The version's circuit breaker refused the call (a fallback may still have answered)."""
 
 
 class Metrics:
@@ -113,6 +115,26 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.fallbacks = Counter(
+            "ml_fallback",
+            "Requests a model's fallback chain took over, by why the requested version did not "
+            "answer (error, timeout, circuit_open) and the chain member that answered (its "
+            'configured name: previous, another model, default; "none": every member failed).',
+            ["model", "reason", "answered_by"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "ml_circuit_state",
+            "Circuit breaker of each loaded version: 0 closed, 1 half-open, 2 open.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.circuit_transitions = Counter(
+            "ml_circuit_transitions",
+            "Circuit breaker state changes of each loaded version, by the state entered.",
+            ["model", "version", "to"],
+            registry=r,
+        )
         self._cache_results = {
             result.value: self.cache_operations.labels(result.value) for result in CacheResult
         }
@@ -130,6 +152,9 @@ class Metrics:
             _remove(self.requests, model, version, status.value)
         for lane in Priority:
             _remove(self.queue_depth, model, version, lane.name.lower())
+        _remove(self.circuit_state, model, version)
+        for to in ("closed", "half_open", "open"):
+            _remove(self.circuit_transitions, model, version, to)
 
     def on_cache_result(self, result: str, n: int) -> None:
         """The prediction cache's metrics hook: ``n`` keys (or one purge) had ``result``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,10 @@ from sibyl.registry._types import (
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+PromotionCheck = Callable[[str, str, str | None], None]
+"""``check(name, version, current)``: raise to refuse making ``version`` production in place of
+``current`` (``None``: no production version yet); see :meth:`ModelRegistry.add_promotion_check`."""
 
 _PAGE = 1000  # the largest page MLflow's REST API accepts for registered-model searches
 
@@ -66,6 +71,7 @@ class ModelRegistry:
         self.registry_uri = registry_uri
         self.artifact_location = artifact_location
         """Artifact root of experiments :meth:`experiment_id` creates (None: MLflow's default)."""
+        self._promotion_checks: list[PromotionCheck] = []
         try:
             self._client: MlflowClient = MlflowClient(
                 tracking_uri=tracking_uri, registry_uri=registry_uri
@@ -77,6 +83,13 @@ class ModelRegistry:
             ) from exc
         except Exception as exc:
             raise _mlflow.translate(exc, self.registry_uri or tracking_uri) from exc
+
+    def add_promotion_check(self, check: PromotionCheck) -> None:
+        """Run ``check(name, version, current production version or None)`` before any move
+        to production made through this instance (:meth:`promote` and :meth:`set_stage`);
+        whatever it raises (e.g. :class:`PromotionRefusedError`) refuses the move before
+        anything changes. Re-promoting the production version is not checked."""
+        self._promotion_checks.append(check)
 
     @property
     def uri(self) -> str:
@@ -165,7 +178,8 @@ class ModelRegistry:
         ``staging`` alias (the previous staging version becomes DRAFT). ARCHIVED removes every
         alias of the version. The gate compares ``gate.metric`` of the candidate's run with the
         current production version's run; :class:`PromotionRefusedError` when it is worse by
-        more than ``gate.tolerance`` (no production version yet: passes).
+        more than ``gate.tolerance`` (no production version yet: passes). Promotion checks
+        (:meth:`add_promotion_check`, e.g. the shadow gate) run before any move to production.
         """
         number, target = _mlflow.version_number(version), parse_stage(stage)
         result = self._check_gate(name, number, gate) if gate is not None else None
@@ -366,6 +380,10 @@ class ModelRegistry:
     def _move(self, name: str, number: str, stage: Stage) -> tuple[VersionInfo, str | None]:
         self._model_version(name, number)
         aliases = self._aliases_of(name)
+        current = aliases.get(Stage.PRODUCTION.value)
+        if stage is Stage.PRODUCTION and current != number:
+            for check in self._promotion_checks:
+                check(name, number, current)  # raises to refuse: nothing has moved yet
         with self._errors():
             previous = apply_stage(self._client, name, number, stage, aliases)
         return self.get_version(name, number), previous

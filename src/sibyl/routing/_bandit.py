@@ -28,11 +28,12 @@ _RANDOM = random.Random()
 
 @dataclass(frozen=True, slots=True)
 class ArmStats:
-    """Feedback counted for one arm."""
+    """Feedback counted for one arm (fractional counts come from rewards in [0, 1]: a reward
+    ``r`` adds ``r`` successes and ``1 - r`` failures)."""
 
     name: str
-    successes: int = 0
-    failures: int = 0
+    successes: float = 0
+    failures: float = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class ThompsonBandit:
         problems = [
             (not names, "it has no arms"),
             (len(set(names)) != len(names), f"arm names repeat: {names}"),
-            (any(a.successes < 0 or a.failures < 0 for a in self.arms), "negative counts"),
+            (not all(_valid_count(a.successes, a.failures) for a in self.arms), "bad counts"),
             (not 0 <= self.floor * len(names) <= 1, f"floor {self.floor} × {len(names)} arms > 1"),
             (not (self.prior_alpha > 0 and self.prior_beta > 0), "priors must be > 0"),
         ]
@@ -72,10 +73,12 @@ class ThompsonBandit:
         """Arm names in order."""
         return tuple(a.name for a in self.arms)
 
-    def with_feedback(self, arm: str, *, successes: int = 0, failures: int = 0) -> ThompsonBandit:
+    def with_feedback(
+        self, arm: str, *, successes: float = 0, failures: float = 0
+    ) -> ThompsonBandit:
         """A new state with ``successes`` and ``failures`` added to ``arm``."""
-        if successes < 0 or failures < 0:
-            raise InvalidInputError("feedback counts must be >= 0", field="feedback")
+        if not _valid_count(successes, failures):
+            raise InvalidInputError("feedback counts must be finite and >= 0", field="feedback")
         index = self._index(arm)
         old = self.arms[index]
         new = ArmStats(arm, old.successes + successes, old.failures + failures)
@@ -131,7 +134,8 @@ class ThompsonBandit:
     def from_dict(cls, data: Mapping[str, Any]) -> ThompsonBandit:
         """The bandit :meth:`to_dict` described."""
         arms = tuple(
-            ArmStats(str(a["name"]), int(a["successes"]), int(a["failures"])) for a in data["arms"]
+            ArmStats(str(a["name"]), _count(a["successes"]), _count(a["failures"]))
+            for a in data["arms"]
         )
         return cls(
             arms, float(data["floor"]), float(data["prior_alpha"]), float(data["prior_beta"])
@@ -143,3 +147,13 @@ class ThompsonBandit:
                 return i
         known = ", ".join(repr(n) for n in self.names)
         raise InvalidInputError(f"Bandit has no arm {arm!r}; arms are {known}", field="arm")
+
+
+def _count(value: Any) -> float:
+    """A stored count as it was written: ``int`` when whole (the usual case), else ``float``."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _valid_count(*counts: float) -> bool:
+    return all(0 <= c < math.inf for c in counts)

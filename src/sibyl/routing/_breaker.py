@@ -8,9 +8,12 @@ States (``closed → open → half_open → closed``)::
     open       no call is allowed for ``cool_down_s``; then the circuit is half-open.
     half_open  ``probe_calls`` calls are allowed through. The first failed (or too slow) probe
                re-opens the circuit; when all of them succeed it closes with an empty window.
-               A probe whose outcome is not recorded within ``probe_timeout_s`` counts as failed.
+               A probe whose outcome is not recorded within ``probe_timeout_s`` counts as failed;
+               a probe handed back with ``release()`` (no verdict: bad input, shed, cancelled)
+               lets another call probe.
 
-The clock is injectable (``Callable[[], float]``, seconds) so tests drive time exactly.
+``reset()`` closes a circuit by hand. The clock is injectable (``Callable[[], float]``, seconds)
+so tests drive time exactly; ``on_transition(old, new, reason)`` hears every state change.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from sibyl.errors import InvalidInputError
+from sibyl.routing._window import Window
 
 Clock = Callable[[], float]
-_NEVER = -(1 << 62)
 
 
 class BreakerState(StrEnum):
@@ -52,7 +55,11 @@ class BreakerSettings:
     """Open when the share of failed calls (errors and timeouts) in the window is above this."""
     max_p95_latency_s: float | None = None
     """Open when the window's p95 latency (nearest rank) is above this; ``None``: not checked.
-    Also the longest a half-open probe may take to count as a success."""
+    Also the longest a half-open probe may take to count as a success. Calls slower than this
+    are *slow*; ``max_slow_rate`` generalises the p95 to any share of slow calls."""
+    max_slow_rate: float = 0.05
+    """Open when the share of slow calls (slower than ``max_p95_latency_s``) in the window is
+    above this; the default 0.05 is exactly "the p95 latency is above the limit"."""
     max_mean_latency_s: float | None = None
     """Open when the window's mean latency is above this; ``None``: not checked."""
     cool_down_s: float = 30.0
@@ -70,6 +77,7 @@ class BreakerSettings:
             "min_calls": self.min_calls >= 1,
             "max_error_rate": 0 <= self.max_error_rate <= 1,
             "max_p95_latency_s": self.max_p95_latency_s is None or self.max_p95_latency_s > 0,
+            "max_slow_rate": 0 <= self.max_slow_rate < 1,
             "max_mean_latency_s": self.max_mean_latency_s is None or self.max_mean_latency_s > 0,
             "cool_down_s": self.cool_down_s >= 0,
             "probe_calls": self.probe_calls >= 1,
@@ -128,87 +136,36 @@ class BreakerSnapshot:
         }
 
 
-class _Totals(NamedTuple):
-    calls: int
-    errors: int
-    slow: int
-    latency: float
-
-
-class _Window:
-    """Counts per time bucket in a ring, plus running totals of the live buckets.
-
-    A bucket leaves the totals when it falls out of the window, so adding an outcome and reading
-    the totals cost O(1), plus O(buckets) once per bucket boundary crossed.
-    """
-
-    __slots__ = ("_bucket_s", "_buckets", "_current", "_totals")
-
-    def __init__(self, window_s: float, buckets: int) -> None:
-        self._bucket_s = window_s / buckets
-        self._buckets: list[list[float]] = [[_NEVER, 0, 0, 0, 0.0] for _ in range(buckets)]
-        """Each: epoch, calls, errors, slow, latency sum."""
-        self._current = _NEVER
-        self._totals = [0, 0, 0, 0.0]
-
-    def add(self, now: float, ok: bool, slow: bool, latency_s: float) -> None:
-        epoch = self._roll(now)
-        bucket = self._buckets[epoch % len(self._buckets)]
-        if bucket[0] != epoch:
-            bucket[:] = [epoch, 0, 0, 0, 0.0]
-        totals = self._totals
-        bucket[1] += 1
-        totals[0] += 1
-        if not ok:
-            bucket[2] += 1
-            totals[1] += 1
-        if slow:
-            bucket[3] += 1
-            totals[2] += 1
-        bucket[4] += latency_s
-        totals[3] += latency_s
-
-    def totals(self, now: float) -> _Totals:
-        self._roll(now)
-        calls, errors, slow, latency = self._totals
-        return _Totals(int(calls), int(errors), int(slow), latency if calls else 0.0)
-
-    def clear(self) -> None:
-        for bucket in self._buckets:
-            bucket[:] = [_NEVER, 0, 0, 0, 0.0]
-        self._totals = [0, 0, 0, 0.0]
-
-    def _roll(self, now: float) -> int:
-        """The bucket epoch of ``now``, after dropping the buckets that left the window."""
-        epoch = max(math.floor(now / self._bucket_s), self._current)  # never step back
-        if epoch != self._current:
-            self._current = epoch
-            for bucket in self._buckets:
-                if bucket[0] != _NEVER and bucket[0] <= epoch - len(self._buckets):
-                    for i in range(4):
-                        self._totals[i] -= bucket[i + 1]
-                    bucket[:] = [_NEVER, 0, 0, 0, 0.0]
-        return epoch
+Transition = Callable[[BreakerState, BreakerState, str | None], None]
+"""``on_transition(old, new, reason)``: called with the breaker's lock held, so it must be quick
+and must not call back into the breaker (count a metric, write a log line)."""
 
 
 class CircuitBreaker:
     """The circuit of one model version.
 
-    Thread-safe: ``allow``, ``record``, ``state`` and ``snapshot`` may be called from the event
-    loop and worker threads at once (one lock; ``allow`` takes no lock while closed). Callers ask
-    ``allow()`` before a call and, when it said yes, ``record()`` its outcome once. While
-    half-open, outcomes beyond the probes granted (calls started before the circuit opened) are
-    ignored; so are outcomes recorded while open.
+    Thread-safe: ``allow``, ``record``, ``release``, ``reset``, ``state`` and ``snapshot`` may be
+    called from the event loop and worker threads at once (one lock; ``allow`` takes no lock
+    while closed). Callers ask ``allow()`` before a call and, when it said yes, either
+    ``record()`` its outcome or ``release()`` it (the call says nothing about the version) once.
+    While half-open, outcomes beyond the probes granted (calls started before the circuit
+    opened) are ignored; so are outcomes recorded while open.
     """
 
     def __init__(
-        self, name: str, settings: BreakerSettings | None = None, *, clock: Clock = time.monotonic
+        self,
+        name: str,
+        settings: BreakerSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        on_transition: Transition | None = None,
     ) -> None:
         self.name = name
         self.settings = settings or BreakerSettings()
         self._clock = clock
+        self._on_transition = on_transition
         self._lock = threading.Lock()
-        self._window = _Window(self.settings.window_s, self.settings.window_buckets)
+        self._window = Window(self.settings.window_s, self.settings.window_buckets)
         self._state = BreakerState.CLOSED
         self._since = clock()
         self._probes_granted = 0
@@ -252,6 +209,32 @@ class CircuitBreaker:
                 self._check(now)
             elif state is BreakerState.HALF_OPEN:
                 self._record_probe(now, success, latency_s)
+
+    def release(self) -> None:
+        """A call ``allow()`` let through ended without a verdict on the version (bad input,
+        shed, cancelled): a half-open probe is handed back so another call can probe."""
+        if self._state is BreakerState.CLOSED:
+            return
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN and self._probes_granted > self._probes_passed:
+                self._probes_granted -= 1
+
+    def reset(self, reason: str = "reset by hand") -> None:
+        """Close the circuit now with an empty window (counters are kept)."""
+        with self._lock:
+            self._window.clear()
+            self._probes_granted = self._probes_passed = 0
+            self._move(BreakerState.CLOSED, self._clock(), reason)
+
+    def seconds_to_retry(self) -> float:
+        """Seconds until an open circuit half-opens (0 when it is not open)."""
+        if self._state is BreakerState.CLOSED:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            if self._advance(now) is not BreakerState.OPEN:
+                return 0.0
+            return max(0.0, self._since + self.settings.cool_down_s - now)
 
     def snapshot(self) -> BreakerSnapshot:
         """State, window totals and counters at this instant."""
@@ -306,28 +289,44 @@ class CircuitBreaker:
             self._move(BreakerState.CLOSED, now, f"{self._probes_passed} probe(s) succeeded")
 
     def _check(self, now: float) -> None:
+        """Open when the window (rolled to ``now`` by the ``add`` just made) is over a limit;
+        the reason is formatted only then (this runs on every recorded call)."""
         s = self.settings
-        t = self._window.totals(now)
-        if t.calls < s.min_calls:
+        calls, errors, slow, latency = self._window.live()
+        if calls < s.min_calls:
             return
-        where = f"over {t.calls} calls in the last {s.window_s:g} s"
-        if t.errors / t.calls > s.max_error_rate:
-            rate = t.errors / t.calls
-            self._open(now, f"error rate {rate:.1%} {where} is above {s.max_error_rate:.1%}")
-        elif s.max_p95_latency_s is not None and t.slow > t.calls - _rank(0.95, t.calls):
-            self._open(now, f"p95 latency {where} is above {s.max_p95_latency_s:g} s")
-        elif s.max_mean_latency_s is not None and t.latency / t.calls > s.max_mean_latency_s:
-            mean = t.latency / t.calls
+        if errors / calls > s.max_error_rate:
+            where = self._where(calls)
+            self._open(
+                now, f"error rate {errors / calls:.1%} {where} is above {s.max_error_rate:.1%}"
+            )
+        elif s.max_p95_latency_s is not None and slow > _allowed(s.max_slow_rate, calls):
+            where, limit = self._where(calls), s.max_p95_latency_s
+            what = (
+                f"p95 latency {where} is above {limit:g} s"
+                if s.max_slow_rate == 0.05
+                else f"{slow / calls:.1%} of calls {where} took over {limit:g} s "
+                f"(limit {s.max_slow_rate:.1%})"
+            )
+            self._open(now, what)
+        elif s.max_mean_latency_s is not None and latency / calls > s.max_mean_latency_s:
+            mean, where = latency / calls, self._where(calls)
             self._open(
                 now, f"mean latency {mean:.3g} s {where} is above {s.max_mean_latency_s:g} s"
             )
+
+    def _where(self, calls: int) -> str:
+        return f"over {calls} calls in the last {self.settings.window_s:g} s"
 
     def _open(self, now: float, reason: str) -> None:
         self._times_opened += 1
         self._move(BreakerState.OPEN, now, reason)
 
     def _move(self, state: BreakerState, now: float, reason: str | None) -> None:
+        old = self._state
         self._state, self._since, self._reason = state, now, reason
+        if self._on_transition is not None and old is not state:
+            self._on_transition(old, state, reason)
 
     def _is_slow(self, latency_s: float) -> bool:
         limit = self.settings.max_p95_latency_s
@@ -337,13 +336,14 @@ class CircuitBreaker:
         return f"CircuitBreaker({self.name!r}, state={self._state.value})"
 
 
-def _rank(q: float, n: int) -> int:
-    """1-based nearest rank of the ``q`` quantile among ``n`` sorted values.
+def _allowed(rate: float, n: int) -> int:
+    """Most slow calls among ``n`` that keep the slow share at or below ``rate``.
 
-    The quantile is above a limit exactly when more than ``n - rank`` values are above it, which
-    is what the window counts (no latencies are kept).
+    With ``rate = 1 - q`` this is ``n`` minus the 1-based nearest rank of the ``q`` quantile: the
+    quantile is above a limit exactly when more values than this are above it, which is what the
+    window counts (no latencies are kept).
     """
-    return max(1, math.ceil(q * n - 1e-9))
+    return math.floor(rate * n + 1e-9)
 
 
 class CircuitBreakers:

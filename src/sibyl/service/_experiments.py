@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from sibyl.store import (
     PredictionOutcome,
     Store,
     Variant,
+    VariantAggregate,
 )
 
 log = structlog.get_logger("sibyl.experiments")
@@ -52,9 +54,12 @@ class NewExperiment:
     checked by the validator registered for ``kind`` and stored in the experiment's ``routing``."""
 
 
-KindValidator = Callable[[NewExperiment], dict[str, Any]]
+KindValidator = Callable[[NewExperiment], dict[str, Any] | Awaitable[dict[str, Any]]]
 """Checks a new experiment of one kind (``InvalidInputError`` naming the field) and returns the
-``routing`` JSON to store."""
+``routing`` JSON to store; a coroutine function when checking needs I/O (ensemble members)."""
+
+ResultsExtension = Callable[[Experiment, Sequence[VariantAggregate]], dict[str, Any]]
+"""Kind-specific keys added to an experiment's results (e.g. a bandit's posteriors)."""
 
 RefreshListener = Callable[[Sequence[Experiment]], None]
 """Called on the event loop with every RUNNING experiment (any kind) after each refresh."""
@@ -94,10 +99,15 @@ class ExperimentService:
         self._task: asyncio.Task[None] | None = None
         self._validators: dict[ExperimentKind, KindValidator] = {}
         self._listeners: list[RefreshListener] = []
+        self._extensions: dict[ExperimentKind, ResultsExtension] = {}
 
     def register_kind(self, kind: ExperimentKind, validate: KindValidator) -> None:
         """Allow creating experiments of ``kind`` (A/B needs no validator)."""
         self._validators[kind] = validate
+
+    def extend_results(self, kind: ExperimentKind, extend: ResultsExtension) -> None:
+        """Add ``extend(experiment, aggregates)``'s keys to the results of every ``kind``."""
+        self._extensions[kind] = extend
 
     def on_refresh(self, listener: RefreshListener) -> None:
         """Call ``listener`` with the running experiments after every refresh (shadow, ensemble
@@ -164,7 +174,8 @@ class ExperimentService:
                     f"experiments of kind '{spec.kind}' are not enabled on this server",
                     field="kind",
                 )
-            routing = validate(spec)
+            checked = validate(spec)
+            routing = await checked if inspect.isawaitable(checked) else checked
         if spec.description:
             routing["description"] = spec.description
         return await asyncio.to_thread(
@@ -220,7 +231,9 @@ class ExperimentService:
         exp = await self.get(name)
         aggregates = await asyncio.to_thread(self.store.aggregates, exp.id)
         specs = [str(m.get("spec", "")) for m in exp.success_metrics]
-        return results(exp, aggregates, parse_metrics(specs))
+        out = results(exp, aggregates, parse_metrics(specs))
+        extend = self._extensions.get(exp.kind)
+        return out if extend is None else {**out, **extend(exp, aggregates)}
 
     # ---- feedback -----------------------------------------------------------------------
 

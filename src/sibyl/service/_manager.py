@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,11 +18,19 @@ from sibyl.registry import AliasChange, ModelRegistry, RegistryWatcher, VersionI
 from sibyl.runtime.loader import LoadedModel, load_model
 from sibyl.service._cached import CachedBatcher, is_local, policy_for
 from sibyl.service._pool import ModelPool
+from sibyl.service._resilience import new_breaker
 from sibyl.service._served import ServedVersion
 from sibyl.settings import Settings
 
 log = structlog.get_logger(__name__)
 PRODUCTION = "production"
+ProductionGate = Callable[[AliasChange, str | None], Awaitable[bool]]
+"""``gate(change, serving)``: may production move to ``change.new_version`` (``serving``: the
+version answering now, if any)? ``False`` keeps the serving version; the gate handles the alias
+(e.g. moves it back) and says why."""
+ProductionListener = Callable[[ServedVersion, ServedVersion | None], bool]
+"""``listener(new, old)``: ``new`` became its model's production version in place of ``old``;
+return True to keep ``old`` loaded (e.g. as a fallback) instead of unloading it."""
 
 
 def _is_production_ref(ref: str | None) -> bool:
@@ -39,6 +48,9 @@ class ModelManager:
       plain MLflow client), the new version is loaded and warmed beside the old, swapped in
       atomically (one dict assignment on the event loop), and the old one is drained and
       unloaded. A failed load leaves the old version serving and records why.
+    * Every served version gets its circuit breaker (``settings.breaker_for``), on ``clock``.
+    * ``gate`` (optional) is asked before production moves to another version; a version it
+      refuses is never loaded nor swapped in (see :data:`ProductionGate`).
 
     Event-loop only, except the watcher callback which hops onto the loop.
     """
@@ -49,12 +61,20 @@ class ModelManager:
         settings: Settings,
         metrics: Metrics,
         cache: PredictionCache | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        gate: ProductionGate | None = None,
     ) -> None:
         self.registry = registry
+        self.gate = gate
+        """Asked before production moves to another version (see :data:`ProductionGate`)."""
         self.settings = settings
         self.metrics = metrics
         self.cache = cache
         """The prediction cache in front of every version whose model's policy enables it."""
+        self.clock = clock
+        """The circuit breakers' clock (seconds; tests drive it)."""
+        self._listeners: list[ProductionListener] = []
         self.pool = ModelPool(settings.runtime, metrics, on_remove=self._forget)
         self._production: dict[str, ServedVersion] = {}
         self._aliases: dict[str, dict[str, str]] = {}
@@ -133,6 +153,7 @@ class ModelManager:
         sv = await self._ensure(info)
         if _is_production_ref(ref) and name not in self._production:
             self._production[name] = sv
+            self._notify(sv, None)
         return sv
 
     def known(self, name: str) -> bool:
@@ -146,6 +167,17 @@ class ModelManager:
     def production(self, name: str) -> ServedVersion | None:
         """The version currently answering unpinned requests."""
         return self._production.get(name)
+
+    def on_production(self, listener: ProductionListener) -> None:
+        """Call ``listener(new, old)`` each time a version becomes production (first use, hot
+        swap, ``add_loaded``); see :data:`ProductionListener`."""
+        self._listeners.append(listener)
+
+    def _notify(self, new: ServedVersion, old: ServedVersion | None) -> bool:
+        keep = False
+        for listener in self._listeners:
+            keep = listener(new, old) or keep
+        return keep
 
     def status(self, name: str) -> dict[str, Any]:
         """Serving state of one model for ``GET /v1/models/{name}``."""
@@ -251,6 +283,9 @@ class ModelManager:
         )
         limit = self.settings.batching_for(loaded.name).max_concurrency
         sv = ServedVersion(loaded, self._cached(loaded, batcher), vm, max_concurrency=limit)
+        sv.breaker = new_breaker(
+            self.settings, self.metrics, loaded.name, loaded.version, self.clock
+        )
         sv.idle.set()
         protected = {(s.name, s.version) for s in self._production.values()}
         pinned = {
@@ -280,7 +315,9 @@ class ModelManager:
         """Serve an already loaded model (in-process pipelines and tests of the machinery)."""
         sv = self._serve(loaded)
         if production:
+            old = self._production.get(loaded.name)
             self._production[loaded.name] = sv
+            self._notify(sv, old)
         self._aliases.setdefault(loaded.name, {})
         return sv
 
@@ -315,7 +352,23 @@ class ModelManager:
             if old is not None:
                 self.pool.remove(old.name, old.version)
             return
+        if self.gate is not None and not await self._gate_allows(change):
+            return
         await self._swap(change.name, change.new_version)
+
+    async def _gate_allows(self, change: AliasChange) -> bool:
+        """Ask the production gate before loading the new version; when it refuses, the
+        serving version stays and the alias map is re-read (the gate may have moved it back)."""
+        assert self.gate is not None
+        serving = self._production.get(change.name)
+        try:
+            allowed = await self.gate(change, serving.version if serving else None)
+        except Exception:  # a broken gate must not let an unvetted version in
+            log.exception("production_gate_failed", model=change.name, version=change.new_version)
+            allowed = False
+        if not allowed:
+            await self.refresh_aliases()
+        return allowed
 
     async def _swap(self, name: str, version: str) -> None:
         old = self._production.get(name)
@@ -341,7 +394,8 @@ class ModelManager:
         self._production[name] = new  # the atomic switch
         self.metrics.swaps.labels(name).inc()
         log.info("hot_swap", model=name, old=old.version if old else None, new=version)
-        if old is not None and old is not new:
+        keep = self._notify(new, old)
+        if old is not None and old is not new and not keep:
             self.pool.remove(old.name, old.version)  # drains in-flight, then unloads
 
     # -- helpers --------------------------------------------------------------------------------

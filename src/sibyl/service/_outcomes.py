@@ -131,21 +131,31 @@ class OutcomeWriter:
             return 0
 
     def _assign(self, items: list[AssignmentRecord]) -> int:
-        written = 0
+        """New keys in one transaction; when that fails (an experiment deleted meanwhile), key
+        by key so one bad record does not drop the others."""
+        fresh: dict[tuple[int, str], str] = {}
         for item in items:
             key = (item.experiment_id, item.routing_key)
-            if key in self._seen:
-                continue
-            try:
-                self._store.record_assignment(item.experiment_id, item.routing_key, item.variant)
-            except SibylError as exc:
-                self._drop("assignment", 1, exc)
-                continue
-            if len(self._seen) > 1_000_000:  # bounded memory; re-recording is idempotent
-                self._seen.clear()
-            self._seen.add(key)
-            written += 1
-        return written
+            if key not in self._seen:
+                fresh.setdefault(key, item.variant)
+        if not fresh:
+            return 0
+        try:
+            self._store.record_assignments((e, k, v) for (e, k), v in fresh.items())
+            done = list(fresh)
+        except SibylError:
+            done = []
+            for (e, k), v in fresh.items():
+                try:
+                    self._store.record_assignment(e, k, v)
+                except SibylError as exc:
+                    self._drop("assignment", 1, exc)
+                    continue
+                done.append((e, k))
+        if len(self._seen) + len(done) > 1_000_000:  # bounded memory; re-recording is idempotent
+            self._seen.clear()
+        self._seen.update(done)
+        return len(done)
 
     def _drop(self, kind: str, count: int, exc: SibylError) -> None:
         self.dropped.labels(kind).inc(count)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sibyl.batching import Priority
 from sibyl.errors import (
+    CircuitOpenError,
     DeadlineExceededError,
     InvalidInputError,
     NotFoundError,
@@ -18,12 +19,20 @@ from sibyl.errors import (
 from sibyl.monitoring import UNKNOWN_MODEL, Metrics, Status
 from sibyl.runtime.schema import InputSchema
 from sibyl.runtime.types import Batch, Prediction, Task
+from sibyl.service._ensemble_combine import MemberOutcome
+from sibyl.service._fallbacks import FallbackAnswer, Fallbacks
 from sibyl.service._manager import ModelManager
+from sibyl.service._resilience import guarded
 from sibyl.service._router import Route, RunningExperiment, choose
+from sibyl.service._served import ServedVersion
 from sibyl.settings import Settings
+from sibyl.store import ExperimentKind
 
 if TYPE_CHECKING:
+    from sibyl.service._bandits import BanditBook
+    from sibyl.service._ensemble_book import EnsembleBook
     from sibyl.service._experiments import ExperimentService
+    from sibyl.service._shadow import ShadowService
 
 InputKind = Literal["records", "columns", "rows", "frame", "batch"]
 
@@ -89,6 +98,13 @@ class PredictResult:
     """The running experiment that routed this request, if any."""
     variant: str | None = None
     """The experiment's variant that answered."""
+    members: tuple[MemberOutcome, ...] | None = None
+    """For an ensemble endpoint: how every member fared (answered or failed, and why)."""
+    fallback: str | None = None
+    """Who answered when the requested version did not: ``"version 2"``, ``"model rules:1"`` or
+    ``"default"`` (``None``: the requested version answered)."""
+    fallback_reason: str | None = None
+    """Why the requested version did not answer: ``error``, ``timeout`` or ``circuit_open``."""
 
 
 _STATUS = (
@@ -96,6 +112,7 @@ _STATUS = (
     (NotFoundError, Status.NOT_FOUND),
     (OverloadedError, Status.OVERLOADED),
     (DeadlineExceededError, Status.TIMEOUT),
+    (CircuitOpenError, Status.CIRCUIT_OPEN),
 )
 
 
@@ -105,6 +122,24 @@ def status_of(exc: BaseException) -> Status:
         if isinstance(exc, cls):
             return status
     return Status.ERROR
+
+
+def _fallen_back(req: PredictRequest, primary: ServedVersion, fb: FallbackAnswer) -> PredictResult:
+    """The result of a request its fallback chain answered: the answering version's model and
+    version (the primary's for the default, whose engine reads ``default``)."""
+    m = (fb.version or primary).loaded
+    engine = "default" if fb.version is None else m.engine.engine.value
+    return PredictResult(
+        m.name,
+        m.version,
+        engine,
+        req.request_id,
+        fb.prediction,
+        m.task,
+        m.schema,
+        fallback=fb.answered_by,
+        fallback_reason=fb.reason.value,
+    )
 
 
 class PredictionService:
@@ -120,26 +155,55 @@ class PredictionService:
         metrics: Metrics,
         settings: Settings,
         experiments: ExperimentService | None = None,
+        fallbacks: Fallbacks | None = None,
     ) -> None:
         self.manager = manager
         self.metrics = metrics
         self.experiments = experiments
+        self.fallbacks = fallbacks or Fallbacks(manager, metrics, settings)
+        """Fallback chains per model (built from ``settings.fallbacks`` when not given)."""
+        self._chains = self.fallbacks.chains
+        self.bandits: BanditBook | None = None
+        """Thompson-sampling routing of running bandit experiments (set by the container)."""
+        self.ensembles: EnsembleBook | None = None
+        """Running ensembles by endpoint name (set by the container)."""
+        self.shadows: ShadowService | None = None
+        """Running shadows by model: answered unpinned requests are mirrored (set by the
+        container)."""
         self._default_timeout = settings.server.default_timeout_ms / 1000
         self._default_model = settings.server.default_model
 
     async def predict(self, req: PredictRequest) -> PredictResult:
         """Route (experiments), resolve the version, validate, batch, predict (see the class
         contract). A request without a pinned version on a model with a running experiment is
-        answered by the variant its routing key (or the ``variant`` override) picks."""
+        answered by the variant its routing key (or the ``variant`` override) picks. An ensemble
+        endpoint is answered by its members (see :mod:`sibyl.service._ensembles`)."""
+        ensembles = self.ensembles
+        if ensembles is not None:
+            ensemble = ensembles.endpoints.get(req.model)  # the only cost without an ensemble
+            if ensemble is not None:
+                return await ensemble.predict(req, self._predict)
+        started = time.perf_counter()
         exps = self.experiments
         if req.ref is None and exps is not None:
             running = exps.routes.get(req.model)  # the only cost without an experiment
             if running is not None:
-                return await self._routed(req, exps, self._route(req, running))
-        return await self._predict(req)
+                routed = await self._routed(req, exps, self._route(req, running))
+                return self._mirror(req, routed, started)
+        return self._mirror(req, await self._predict(req), started)
+
+    def _mirror(self, req: PredictRequest, result: PredictResult, started: float) -> PredictResult:
+        """Hand an answered unpinned request to the running shadow of its model, if any (a dict
+        lookup otherwise); the shadow never changes ``result``, never delays it, never raises."""
+        shadows = self.shadows
+        if shadows is not None and req.ref is None and req.model in shadows.views:
+            shadows.mirror(req, result, started)
+        return result
 
     def _route(self, req: PredictRequest, running: RunningExperiment) -> Route:
         try:
+            if running.kind is ExperimentKind.BANDIT and req.variant is None and self.bandits:
+                return self.bandits.route(running)  # a Thompson draw; the override still wins
             return choose(running, req.routing_key, req.variant)
         except InvalidInputError as exc:  # unknown X-Variant: counted like any bad request
             self.metrics.count_failure(req.model, status_of(exc))
@@ -154,10 +218,13 @@ class PredictionService:
         except SibylError:
             exps.record(route, req.routing_key, req.request_id, route.ref, started, True)
             raise
-        exps.record(route, req.routing_key, req.request_id, result.version, started, False)
+        fell_back = result.fallback is not None  # the variant's version failed
+        exps.record(route, req.routing_key, req.request_id, result.version, started, fell_back)
         return replace(result, experiment=route.experiment, variant=route.variant)
 
     async def _predict(self, req: PredictRequest) -> PredictResult:
+        """One version answers (through its circuit breaker); when it fails in a way the model's
+        fallback chain covers, the chain does. Counted once, under the version asked."""
         started = time.perf_counter()
         sv = self.manager.lookup(req.model, req.ref)
         if sv is None:
@@ -167,6 +234,27 @@ class PredictionService:
                 label = req.model if self.manager.known(req.model) else UNKNOWN_MODEL
                 self.metrics.count_failure(label, status_of(exc))
                 raise
+        timeout = self._default_timeout if req.timeout_s is None else req.timeout_s
+        deadline = time.monotonic() + timeout
+        chain = self._chains.get(req.model)  # the only cost without a fallback chain
+        try:
+            pred = await self._call(sv, req, started, chain.limit(deadline) if chain else deadline)
+        except SibylError as exc:
+            if chain is None or not chain.covers(exc):
+                raise
+            answer = await self.fallbacks.answer(req, sv, exc, deadline)
+            return _fallen_back(req, sv, answer)
+        sv.metrics.success(time.perf_counter() - started, len(pred))
+        m = sv.loaded
+        return PredictResult(
+            m.name, m.version, m.engine.engine.value, req.request_id, pred, m.task, m.schema
+        )
+
+    @staticmethod
+    async def _call(
+        sv: ServedVersion, req: PredictRequest, started: float, deadline: float
+    ) -> Prediction:
+        """Admit, validate and predict with one version; a failure is counted in its metrics."""
         try:
             sv.admit()
         except OverloadedError as exc:
@@ -175,20 +263,12 @@ class PredictionService:
         sv.acquire()
         try:
             batch = req.inputs.to_batch(sv.loaded.schema)
-            timeout = self._default_timeout if req.timeout_s is None else req.timeout_s
-            pred = await sv.batcher.predict(
-                batch, priority=req.priority, deadline=time.monotonic() + timeout
-            )
+            return await guarded(sv, batch, req.priority, deadline)
         except SibylError as exc:
             sv.metrics.failure(status_of(exc), time.perf_counter() - started)
             raise
         finally:
             sv.release()
-        sv.metrics.success(time.perf_counter() - started, len(pred))
-        m = sv.loaded
-        return PredictResult(
-            m.name, m.version, m.engine.engine.value, req.request_id, pred, m.task, m.schema
-        )
 
     def admit(self, model: str, ref: str | None) -> None:
         """Shed early: ``OverloadedError`` when the version is at ``max_concurrency``.

@@ -10,8 +10,10 @@ from typing import Any
 from sibyl.batching import AdaptiveBatcher
 from sibyl.errors import OverloadedError
 from sibyl.monitoring import VersionMetrics
+from sibyl.routing import CircuitBreaker
 from sibyl.runtime.loader import LoadedModel
 from sibyl.service._cached import CachedBatcher
+from sibyl.service._resilience import describe_circuit
 
 
 @dataclass(eq=False, slots=True)
@@ -29,6 +31,8 @@ class ServedVersion:
     inflight: int = 0
     last_used: float = field(default_factory=time.monotonic)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    breaker: CircuitBreaker | None = None
+    """This version's circuit breaker (``None``: breakers are off for the model)."""
 
     @property
     def name(self) -> str:
@@ -82,4 +86,5 @@ class ServedVersion:
             "inflight": self.inflight,
             "inputs": m.schema.describe(),
             "batching": self.batcher.debug_state(),
+            "circuit": describe_circuit(self.breaker),
         }

@@ -8,13 +8,15 @@ outcomes — in SQLite by default or PostgreSQL, through one repository contract
         Variant("candidate", "churn", version="7", weight=0.5),
     ])
 
-Tables: ``experiments``, ``variants``, ``assignments``, ``feedback``, ``predictions`` (see
-``_schema.py``); migrations ship in ``sibyl/store/migrations`` and run programmatically.
+Tables: ``experiments``, ``variants``, ``assignments``, ``feedback``, ``predictions``,
+``shadow_results`` (see ``_schema.py``); migrations ship in ``sibyl/store/migrations`` and run
+programmatically.
 """
 
 from sibyl.store._contract import ExperimentRef, Store
 from sibyl.store._factory import default_url, get_store
 from sibyl.store._migrate import head_revision
+from sibyl.store._shadow import LatencyPair, ShadowAggregate, ShadowRecord, ShadowStatus
 from sibyl.store._sql import SQLStore
 from sibyl.store._types import (
     ROUTED_KINDS,
@@ -38,9 +40,13 @@ __all__ = [
     "ExperimentRef",
     "ExperimentStatus",
     "Feedback",
+    "LatencyPair",
     "NewFeedback",
     "PredictionOutcome",
     "SQLStore",
+    "ShadowAggregate",
+    "ShadowRecord",
+    "ShadowStatus",
     "Store",
     "Variant",
     "VariantAggregate",

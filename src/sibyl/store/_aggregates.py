@@ -47,6 +47,14 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
 
 
+def sample_variance(values: list[float]) -> float:
+    """Unbiased sample variance (``ddof = 1``, two-pass for accuracy); 0 for one value."""
+    if len(values) < 2:
+        return 0.0
+    mean = math.fsum(values) / len(values)
+    return math.fsum((x - mean) ** 2 for x in values) / (len(values) - 1)
+
+
 def variant_aggregates(
     conn: sa.Connection, experiment: Experiment, since: datetime | None
 ) -> list[VariantAggregate]:
@@ -82,6 +90,7 @@ def _aggregate(
         latency_p50_ms=percentile(values, 50) if values else None,
         latency_p95_ms=percentile(values, 95) if values else None,
         latency_p99_ms=percentile(values, 99) if values else None,
+        latency_var_ms2=sample_variance(values) if values else None,
         feedback_n=fb.n,
         value_n=fb.value_n,
         value_sum=fb.value_sum,

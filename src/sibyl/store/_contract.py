@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from sibyl.store._shadow import ShadowAggregate, ShadowRecord
 from sibyl.store._types import (
     Assignment,
     Experiment,
@@ -95,11 +96,36 @@ class Store(Protocol):
         ``NotFoundError`` for an unknown variant, ``InvalidInputError`` for a bad weight."""
         ...
 
+    def update_routing(
+        self,
+        ref: ExperimentRef,
+        routing: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> Experiment:
+        """Replace the experiment's ``routing`` JSON and, in the same transaction, the
+        ``weights`` of the named variants (others keep theirs).
+
+        Compare-and-set: with ``expected``, the write happens only if the stored routing equals
+        ``expected`` (as JSON) at that moment, else ``ConflictError`` and nothing changes — so
+        replicas sharing one database cannot both apply a change computed from the same state.
+        Atomic under concurrent callers. ``NotFoundError`` for an unknown experiment or variant,
+        ``InvalidInputError`` for a bad weight or a routing that is not JSON."""
+        ...
+
     def record_assignment(self, experiment_id: int, routing_key: str, variant: str) -> Assignment:
         """Remember that ``routing_key`` got ``variant``, once: the first writer wins and every
         caller (including concurrent ones) gets the stored assignment back, which may name
         another variant than the one passed. ``NotFoundError`` when the experiment has no such
         variant."""
+        ...
+
+    def record_assignments(self, items: Iterable[tuple[int, str, str]]) -> int:
+        """Many ``(experiment_id, routing_key, variant)`` at once, in one transaction, with
+        :meth:`record_assignment`'s first-writer-wins rule (keys already assigned keep their
+        variant); returns how many items were passed. ``NotFoundError`` (and nothing written)
+        when one names an unknown experiment or variant."""
         ...
 
     def get_assignment(self, experiment_id: int, routing_key: str) -> Assignment | None:
@@ -139,4 +165,19 @@ class Store(Protocol):
         variant; else when its request id has a prediction record in the experiment (that
         record's variant); else, when its request id has no prediction record at all and it is
         feedback on the experiment's model, through the assignment of its routing key."""
+        ...
+
+    def record_shadow_results(self, rows: Iterable[ShadowRecord]) -> int:
+        """Store shadow records (one per mirrored request and candidate) in one transaction;
+        returns how many. ``InvalidInputError`` when :meth:`ShadowRecord.validate` fails,
+        ``NotFoundError`` (none is stored) when a row names an experiment or variant that does
+        not exist."""
+        ...
+
+    def shadow_aggregates(
+        self, ref: ExperimentRef, *, since: datetime | None = None
+    ) -> list[ShadowAggregate]:
+        """One :class:`ShadowAggregate` per (candidate variant, candidate model, candidate
+        version) of the experiment over the records at or after ``since``, sorted by variant
+        then version; ``[]`` without records. ``NotFoundError`` for an unknown experiment."""
         ...

@@ -148,14 +148,13 @@ def prediction_row(item: PredictionOutcome, now: datetime) -> dict[str, Any]:
     }
 
 
-def insert_ignoring_duplicates(
-    dialect: str, table: sa.Table, row: Mapping[str, Any], keys: list[str]
-) -> sa.Executable:
-    """``INSERT … ON CONFLICT (keys) DO NOTHING`` for SQLite or PostgreSQL."""
+def insert_ignoring_duplicates(dialect: str, table: sa.Table, keys: list[str]) -> sa.Executable:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING`` for SQLite or PostgreSQL; execute it with one
+    row or a list of rows (executemany)."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(table).values(row).on_conflict_do_nothing(index_elements=keys)
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    return pg_insert(table).values(row).on_conflict_do_nothing(index_elements=keys)
+    return pg_insert(table).on_conflict_do_nothing(index_elements=keys)

@@ -65,7 +65,7 @@ experiments = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("started_at", UTCDateTime(), nullable=True),
     sa.Column("stopped_at", UTCDateTime(), nullable=True),
-    sa.CheckConstraint("kind IN ('ab', 'canary', 'shadow', 'bandit')", name="kind"),
+    sa.CheckConstraint("kind IN ('ab', 'canary', 'shadow', 'bandit', 'ensemble')", name="kind"),
     sa.CheckConstraint("status IN ('draft', 'running', 'paused', 'stopped')", name="status"),
 )
 
@@ -114,7 +114,14 @@ feedback = sa.Table(
     sa.Column("value", sa.Float(), nullable=True),
     sa.Column("label", sa.String(200), nullable=True),
     sa.Column("received_at", UTCDateTime(), nullable=False),
+    # ground truth (monitoring): which row of the request it is for (NULL: every row / the whole
+    # request), when the outcome happened (routing key + time attribution), and the prediction
+    # log row it was joined to
+    sa.Column("row", sa.Integer(), nullable=True),
+    sa.Column("event_at", UTCDateTime(), nullable=True),
+    sa.Column("prediction_id", sa.String(32), nullable=True, index=True),
     sa.Index(None, "experiment_id", "variant"),
+    sa.Index(None, "model", "routing_key"),
 )
 
 predictions = sa.Table(
@@ -130,4 +137,107 @@ predictions = sa.Table(
     sa.Column("error", sa.Boolean(), nullable=False),
     sa.Column("ts", UTCDateTime(), nullable=False),
     sa.Index(None, "experiment_id", "variant", "ts"),
+)
+
+shadow_results = sa.Table(
+    "shadow_results",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("experiment_id", BigId, nullable=False),
+    sa.Column("variant", sa.String(100), nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("primary_version", sa.String(64), nullable=False),
+    sa.Column("candidate_model", sa.String(200), nullable=False),
+    sa.Column("candidate_version", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("n_rows", sa.Integer(), nullable=False),
+    sa.Column("agreeing_rows", sa.Integer(), nullable=False),
+    sa.Column("primary_latency_ms", sa.Float(), nullable=False),
+    sa.Column("shadow_latency_ms", sa.Float(), nullable=True),
+    sa.Column("ts", UTCDateTime(), nullable=False),
+    # the candidate variant must exist in that experiment (which implies the experiment exists)
+    sa.ForeignKeyConstraint(
+        ["experiment_id", "variant"],
+        ["variants.experiment_id", "variants.name"],
+        ondelete="CASCADE",
+    ),
+    sa.CheckConstraint("status IN ('compared', 'error', 'dropped')", name="status"),
+    sa.CheckConstraint("agreeing_rows >= 0 AND agreeing_rows <= n_rows", name="agreeing_rows"),
+    sa.Index(None, "experiment_id", "candidate_version", "ts"),
+)
+
+# ---- alerts (sibyl.monitoring.alerts: rules, and alert states that survive restarts) ---------
+
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("metric", sa.String(200), nullable=False),
+    sa.Column("condition", sa.String(2), nullable=False),
+    sa.Column("threshold", sa.Float(), nullable=False),
+    sa.Column("window_s", sa.Float(), nullable=False),
+    sa.Column("for_s", sa.Float(), nullable=False),
+    sa.Column("keep_firing_for_s", sa.Float(), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("labels", sa.JSON(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("annotations", sa.JSON(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("condition IN ('>', '>=', '<', '<=', '==', '!=')", name="condition"),
+    sa.CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
+)
+
+# no foreign key to alert_rules: a deleted rule's firing alerts must still be resolved (and
+# announced) by the engine, which then deletes their rows
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("fingerprint", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("labels", sa.JSON(), nullable=False),
+    sa.Column("annotations", sa.JSON(), nullable=False),
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("active_at", UTCDateTime(), nullable=True),
+    sa.Column("fired_at", UTCDateTime(), nullable=True),
+    sa.Column("keep_firing_since", UTCDateTime(), nullable=True),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.Column("last_evaluated_at", UTCDateTime(), nullable=True),
+    sa.Column("no_data", sa.Boolean(), nullable=False),
+    sa.Column("notified_at", UTCDateTime(), nullable=True),
+    sa.Column("notified_state", sa.String(16), nullable=True),
+    sa.PrimaryKeyConstraint("rule", "fingerprint"),
+    sa.CheckConstraint("state IN ('inactive', 'pending', 'firing', 'resolved')", name="state"),
+)
+
+# ---- the prediction log (sibyl.monitoring: every prediction request, written through a buffered
+# writer that spools to a local file while the store is down) ---------------------------------
+
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    # server-made (uuid4 hex): replaying a spooled batch twice never duplicates a row
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False, index=True),
+    sa.Column("ts", UTCDateTime(), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("experiment_id", BigId, nullable=True),  # no FK: the log outlives experiments
+    sa.Column("variant", sa.String(100), nullable=True),
+    sa.Column("routing_key", sa.String(256), nullable=True),
+    sa.Column("n_rows", sa.Integer(), nullable=False),
+    sa.Column("inputs", sa.JSON(), nullable=True),  # NULL: not logged (policy none / sampled out)
+    sa.Column("outputs", sa.JSON(), nullable=True),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | invalid | error | timeout | …
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("cached_rows", sa.Integer(), nullable=False),
+    sa.Column("fallback", sa.String(200), nullable=True),  # who answered instead, if anyone
+    sa.CheckConstraint("n_rows >= 0 AND cached_rows >= 0", name="rows"),
+    sa.Index(None, "model", "ts"),
+    sa.Index(None, "model", "version", "ts"),
+    sa.Index(None, "model", "routing_key", "ts"),
 )

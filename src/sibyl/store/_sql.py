@@ -4,6 +4,7 @@ the busy timeout always applies); reads that must agree run in one snapshot."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,8 +20,15 @@ from sibyl.store._aggregates import variant_aggregates
 from sibyl.store._contract import ExperimentRef
 from sibyl.store._engine import SQLITE_BEGIN, create_engine, display_url, parse_url
 from sibyl.store._engine import translate_errors as _translate
-from sibyl.store._schema import assignments, experiments, feedback, predictions
+from sibyl.store._schema import (
+    assignments,
+    experiments,
+    feedback,
+    predictions,
+    shadow_results,
+)
 from sibyl.store._schema import variants as variant_table
+from sibyl.store._shadow import ShadowAggregate, ShadowRecord, shadow_aggregates, shadow_row
 from sibyl.store._types import (
     Assignment,
     Experiment,
@@ -173,6 +181,31 @@ class SQLStore:
             )
             return self._load(conn, current.id)
 
+    def update_routing(
+        self,
+        ref: ExperimentRef,
+        routing: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> Experiment:
+        new = _as_json(routing, "routing")
+        want = None if expected is None else _as_json(expected, "expected")
+        with self._write() as conn:
+            current = self._load(conn, ref, lock=True)  # the lock makes the compare-and-set atomic
+            if want is not None and current.routing != want:
+                raise ConflictError(
+                    f"Experiment '{current.name}' changed since it was read (its routing "
+                    "differs from the expected one); read it again and retry"
+                )
+            for name, weight in (weights or {}).items():
+                _update_weight(conn, current, name, weight)
+            conn.execute(
+                experiments.update().where(experiments.c.id == current.id),
+                {"routing": new, "updated_at": self._now()},
+            )
+            return self._load(conn, current.id)
+
     def _load(self, conn: sa.Connection, ref: ExperimentRef, *, lock: bool = False) -> Experiment:
         """The experiment ``ref`` with its variants; ``NotFoundError`` when absent."""
         column = experiments.c.id if isinstance(ref, int) else experiments.c.name
@@ -200,7 +233,7 @@ class SQLStore:
         try:
             with self._write() as conn:
                 conn.execute(
-                    _rows.insert_ignoring_duplicates(conn.dialect.name, assignments, row, keys)
+                    _rows.insert_ignoring_duplicates(conn.dialect.name, assignments, keys), row
                 )
                 stored = conn.execute(_assignment_query(experiment_id, routing_key)).mappings()
                 return _rows.to_assignment(stored.one())
@@ -208,6 +241,27 @@ class SQLStore:
             raise NotFoundError(
                 f"Experiment {experiment_id} has no variant '{variant}' in {self.url}"
             ) from error
+
+    def record_assignments(self, items: Iterable[tuple[int, str, str]]) -> int:
+        now = self._now()
+        rows = [
+            {"experiment_id": e, "routing_key": k, "variant": v, "first_seen": now}
+            for e, k, v in items
+        ]
+        if not rows:
+            return 0
+        _rows.check_fits(assignments, rows)
+        keys = ["experiment_id", "routing_key"]
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    _rows.insert_ignoring_duplicates(conn.dialect.name, assignments, keys), rows
+                )
+        except IntegrityError as error:
+            raise NotFoundError(
+                f"An assignment names an experiment or variant that is not in {self.url}"
+            ) from error
+        return len(rows)
 
     def get_assignment(self, experiment_id: int, routing_key: str) -> Assignment | None:
         with self._read() as conn:
@@ -284,6 +338,23 @@ class SQLStore:
         with self._read(snapshot=True) as conn:
             return variant_aggregates(conn, self._load(conn, ref), since)
 
+    # ---- shadow records --------------------------------------------------------------------
+
+    def record_shadow_results(self, rows: Iterable[ShadowRecord]) -> int:
+        batch = list(rows)
+        for item in batch:
+            item.validate()
+        now = self._now()
+        return self._insert_many(
+            shadow_results, [shadow_row(r, now) for r in batch], "shadow records"
+        )
+
+    def shadow_aggregates(
+        self, ref: ExperimentRef, *, since: datetime | None = None
+    ) -> list[ShadowAggregate]:
+        with self._read(snapshot=True) as conn:
+            return shadow_aggregates(conn, self._load(conn, ref).id, since)
+
 
 def _check_variants(name: str, items: Sequence[Variant]) -> None:
     if not items:
@@ -299,6 +370,16 @@ def _check_variants(name: str, items: Sequence[Variant]) -> None:
         )
     for variant in items:
         variant.validate()
+
+
+def _as_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``value`` as it reads back from a JSON column (tuples become lists…), so equality with a
+    stored routing is equality as JSON."""
+    try:
+        out: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"'{what}' must be a JSON object ({exc})", field=what) from None
+    return out
 
 
 def _variants_of(conn: sa.Connection, ids: list[int]) -> dict[int, list[Variant]]:

@@ -206,7 +206,8 @@ class VariantAggregate:
     """Everything the statistics need about one variant of one experiment.
 
     ``n`` counts prediction records, ``errors`` those flagged as errors; latencies (ms) are over
-    all ``n`` records (linear interpolation, as ``numpy.percentile``) and ``None`` when ``n`` is 0.
+    all ``n`` records (linear interpolation, as ``numpy.percentile``) and ``None`` when ``n`` is 0;
+    ``latency_var_ms2`` is their unbiased sample variance (ms², 0 for one record).
     ``assigned`` counts distinct routing keys assigned. Feedback: ``feedback_n`` rows attributed
     to the variant, of which ``value_n`` carry a numeric value with ``value_sum`` and
     ``value_sumsq`` (variance = sumsq/n − mean²); ``labels`` counts feedback labels.
@@ -222,6 +223,7 @@ class VariantAggregate:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     latency_p99_ms: float | None = None
+    latency_var_ms2: float | None = None
     feedback_n: int = 0
     value_n: int = 0
     value_sum: float = 0.0

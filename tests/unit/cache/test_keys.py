@@ -146,6 +146,19 @@ def test_every_way_of_writing_numeric_rows_gives_the_same_keys() -> None:
     assert len(set(expected)) == len({tuple(np.nan_to_num(r, nan=7.77e7) + 0.0) for r in array})
 
 
+@pytest.mark.parametrize("rows", [1, 3, 32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_finite_arrays_of_any_size_take_the_fast_way_to_the_same_keys(
+    rows: int, dtype: Any
+) -> None:
+    rng = np.random.default_rng(rows)
+    array = rng.normal(size=(rows, 5)).astype(dtype)
+    array[0, 0], array[-1, -1] = -0.0, 2.0**53  # still the fast way: exact in float64
+    array[rows // 2, 1] = 7.0
+    expected = [make_keys("m", "1", [r.tolist()])[0] for r in array]
+    assert make_keys("m", "1", array) == expected
+
+
 def test_float32_arrays_and_float32_scalars_agree() -> None:
     array = np.array([[0.1, -0.0], [np.nan, 3.0]], dtype=np.float32)
     assert make_keys("m", "1", array) == make_keys("m", "1", [list(r) for r in array])

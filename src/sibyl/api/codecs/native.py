@@ -12,10 +12,15 @@ plus optional ``version`` (number), ``alias`` (e.g. ``"staging"``), ``priority``
 columns take a list of ids per row (``{"exercises": [3, 1, 4], ...}``). Response::
 
     {"model", "version", "engine", "request_id", "predictions": [...],
-     "probabilities"?: [[...]], "classes"?: [...], "experiment"?: str, "variant"?: str}
+     "probabilities"?: [[...]], "classes"?: [...], "experiment"?: str, "variant"?: str,
+     "members"?: [{"name", "model", "ref", "version", "weight", "share", "status", "error"?}],
+     "fallback"?: {"answered_by", "reason"}}
 
 where a model with several named outputs predicts one object per row
-(``{"p_correct": 0.71, "mastery": [...]}``).
+(``{"p_correct": 0.71, "mastery": [...]}``), and an ensemble endpoint lists how each member
+fared in ``members``. ``fallback`` is present when the requested version did not answer and
+its fallback chain did: who answered (``"version 2"``, ``"model rules:1"``, ``"default"``) and
+why (``error``, ``timeout``, ``circuit_open``).
 """
 
 from __future__ import annotations
@@ -111,6 +116,10 @@ def encode(result: PredictResult, meta: Meta) -> bytes:
     if result.experiment is not None:
         out["experiment"] = result.experiment
         out["variant"] = result.variant
+    if result.fallback is not None:
+        out["fallback"] = {"answered_by": result.fallback, "reason": result.fallback_reason}
+    if result.members is not None:
+        out["members"] = [m.to_json() for m in result.members]
     return dumps(out)
 
 

@@ -9,7 +9,9 @@ any lengths); the schema checks the ids. Outputs follow MLServer's names: ``pred
 values) and, for classifiers, ``predict_proba``; models with named outputs (torch modules
 returning a dict) answer one tensor per output instead (``p_correct`` ``[n]``, ``mastery``
 ``[n, k]``). A request's ``outputs`` list selects among them. ``parameters.priority`` (1
-highest, 0 default) and ``parameters.timeout`` (µs) are honoured.
+highest, 0 default) and ``parameters.timeout`` (µs) are honoured. The response's ``parameters``
+carry the ``engine`` and, when a fallback chain answered, ``fallback`` (who) and
+``fallback_reason``.
 """
 
 from __future__ import annotations
@@ -100,13 +102,17 @@ def encode(result: PredictResult, meta: Meta) -> bytes:
     else:
         default = OUTPUTS if pred.probabilities is not None else OUTPUTS[:1]
         outs = _classic(result, requested or default)
+    parameters: dict[str, Any] = {"engine": result.engine}
+    if result.fallback is not None:
+        parameters["fallback"] = result.fallback
+        parameters["fallback_reason"] = result.fallback_reason
     return dumps(
         {
             "model_name": result.model,
             "model_version": result.version,
             "id": meta.extra.get("id") or meta.request_id,
             "outputs": outs,
-            "parameters": {"engine": result.engine},
+            "parameters": parameters,
         }
     )
 

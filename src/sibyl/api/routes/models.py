@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sibyl.api.routes._deps import blocking, container
 from sibyl.errors import InvalidInputError
 from sibyl.registry import AliasChange, Gate, Stage
+from sibyl.service import reset_circuits
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -73,7 +74,7 @@ async def get_model(name: str, request: Request) -> dict[str, Any]:
     """Serving status of one model (404 when it is not registered)."""
     c = container(request)
     await blocking(c.registry.list_versions, name)  # 404 for an unknown model
-    return c.manager.status(name)
+    return {**c.manager.status(name), "fallback": c.service.fallbacks.describe(name)}
 
 
 @router.get("/{name}/versions", summary="Versions of a model with stages and semver")
@@ -85,8 +86,10 @@ async def list_versions(name: str, request: Request) -> dict[str, Any]:
 
 @router.post("/{name}/versions/{version}/stage", summary="Change a version's stage (promote)")
 async def set_stage(name: str, version: str, body: StageBody, request: Request) -> dict[str, Any]:
-    """Move a version to a stage; to production optionally through a metric gate (409 when
-    refused). A production change is hot-swapped at once (the watcher would see it too)."""
+    """Move a version to a stage; to production optionally through a metric gate, and through
+    the model's shadow promotion gate when ``promotion_gates`` names it (409 naming the failed
+    criteria when refused). A production change is hot-swapped at once (the watcher would see
+    it too)."""
     c = container(request)
     gate = Gate(**body.gate.model_dump()) if body.gate else None
     if body.stage is Stage.PRODUCTION:
@@ -114,6 +117,16 @@ async def unload(name: str, body: UnloadBody, request: Request) -> dict[str, Any
     """Unload a loaded version (it reloads on demand)."""
     removed = await container(request).manager.unload(name, body.version)
     return {"name": name, "version": body.version, "unloaded": removed}
+
+
+@router.post("/{name}/circuit/reset", summary="Close the circuit breakers of a model's versions")
+async def reset_circuit(name: str, request: Request, version: str | None = None) -> dict[str, Any]:
+    """Close the circuit of every loaded version of ``name`` (of ``version`` only, when given)
+    with an empty window, e.g. after fixing what made it open; 404 for an unknown model."""
+    c = container(request)
+    await blocking(c.registry.list_versions, name)  # 404 for an unknown model
+    reset = reset_circuits(c.manager.pool.versions(name), version)
+    return {"name": name, "reset": reset}
 
 
 class PurgeResult(BaseModel):
