@@ -120,3 +120,12 @@ def test_aggregates_carry_the_latency_variance(store: SQLStore) -> None:
     assert candidate.latency_var_ms2 == 0.0  # one record
     empty = store.aggregates(ab_experiment(store).id)
     assert [a.latency_var_ms2 for a in empty] == [None, None]
+    # without percentiles the database computes the same counts and moments
+    fast = store.aggregates(exp.id, percentiles=False)
+    for slow_one, fast_one in zip((control, candidate), fast, strict=True):
+        assert (fast_one.n, fast_one.errors) == (slow_one.n, slow_one.errors)
+        assert fast_one.latency_mean_ms == pytest.approx(slow_one.latency_mean_ms, rel=1e-12)
+        assert fast_one.latency_var_ms2 == pytest.approx(slow_one.latency_var_ms2, rel=1e-6)
+        assert fast_one.latency_p95_ms is None
+    assert [a.n for a in store.aggregates(exp.id, percentiles=False, since=t0 + timedelta(
+        seconds=200))] == [200, 0]

@@ -208,6 +208,13 @@ def test_ensemble_is_the_weighted_mean_over_every_protocol(
         np.reshape(outputs["predict_proba"]["data"], expected.shape), expected, atol=1e-12
     )
 
+    meta = client.get("/v2/models/ens-blend")  # V2 clients read metadata and readiness first
+    assert meta.status_code == 200, meta.text
+    assert meta.json()["platform"] == "sibyl-ensemble"
+    assert [i["name"] for i in meta.json()["inputs"]] == FEATURES
+    assert [m["model"] for m in meta.json()["parameters"]["members"]] == ["ens", "ens"]
+    assert client.get("/v2/models/ens-blend/ready").status_code == 200
+
     mlflow = client.post(
         "/v1/models/ens-blend/invocations", json={"dataframe_records": rows.to_dict("records")}
     )

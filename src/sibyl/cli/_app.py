@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from sibyl.cli import canary, ensembles, experiments, models, predict, shadow, train, zoo
+from sibyl.cli import (
+    canary,
+    ensembles,
+    experiments,
+    models,
+    monitoring,
+    predict,
+    shadow,
+    train,
+    zoo,
+)
 from sibyl.cli._common import (
     console,
     fail,
@@ -30,6 +40,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(ensembles.app, name="ensembles")
 app.add_typer(canary.app, name="canary")
 app.add_typer(shadow.app, name="shadow")
+app.add_typer(monitoring.app, name="monitoring")
 
 
 @app.callback()

@@ -4,6 +4,7 @@ from sibyl.service._bandits import BanditBook
 from sibyl.service._canary import CanaryController, NewCanary
 from sibyl.service._ensemble_book import EnsembleBook, NewEnsemble
 from sibyl.service._ensemble_combine import MemberOutcome
+from sibyl.service._ensembles import Ensemble
 from sibyl.service._experiments import ExperimentService, FeedbackItem, NewExperiment
 from sibyl.service._fallbacks import FallbackAnswer, Fallbacks
 from sibyl.service._gate import GateVerdict, ShadowGate
@@ -29,6 +30,7 @@ __all__ = [
     "BanditBook",
     "CanaryController",
     "Container",
+    "Ensemble",
     "EnsembleBook",
     "ExperimentService",
     "FallbackAnswer",

@@ -209,7 +209,7 @@ class BanditBook:
         """Re-read the aggregates of every running bandit and swap the posteriors in."""
         fresh: dict[int, ThompsonBandit] = {}
         for exp in list(self._running.values()):
-            aggregates = await asyncio.to_thread(self.store.aggregates, exp.id)
+            aggregates = await asyncio.to_thread(self.store.aggregates, exp.id, percentiles=False)
             fresh[exp.id] = posterior(_names(exp), _config(exp), aggregates)
         merged = {**self.bandits, **fresh}
         live = self._running  # a bandit stopped while reading is not brought back

@@ -250,10 +250,14 @@ class CanaryController:
 
     async def _verdict(self, exp: Experiment, cfg: CanaryConfig, state: CanaryState) -> StepVerdict:
         baseline, candidate = roles(exp)
-        aggs = await self._thread(self.store.aggregates, exp.id, since=state.step_started_at)
+        aggs = await self._thread(
+            self.store.aggregates, exp.id, since=state.step_started_at, percentiles=False
+        )
         base, cand = _pick(aggs, baseline.name), _pick(aggs, candidate.name)
         if cfg.steps[state.step] >= 100:  # the baseline serves no more: its numbers so far
-            whole = await self._thread(self.store.aggregates, exp.id, since=state.started_at)
+            whole = await self._thread(
+                self.store.aggregates, exp.id, since=state.started_at, percentiles=False
+            )
             base = _pick(whole, baseline.name)
         return judge_step(cfg, base, cand)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sibyl.batching import Priority
@@ -81,6 +81,20 @@ class PredictRequest:
     """Sticky experiment assignment key (a user or session id); ``None`` → random by weight."""
     variant: str | None = None
     """QA override: answer with this variant of the running experiment (unknown → 400)."""
+
+    def pinned(self, model: str, ref: str) -> PredictRequest:
+        """The same request for ``model`` at version or alias ``ref`` (what a route asks;
+        ~5× cheaper than ``dataclasses.replace`` on the hot path)."""
+        return PredictRequest(
+            model,
+            self.inputs,
+            ref,
+            self.priority,
+            self.timeout_s,
+            self.request_id,
+            self.routing_key,
+            self.variant,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,13 +228,15 @@ class PredictionService:
     ) -> PredictResult:
         started = time.perf_counter()
         try:
-            result = await self._predict(replace(req, model=route.model, ref=route.ref))
+            result = await self._predict(req.pinned(route.model, route.ref))
         except SibylError:
             exps.record(route, req.routing_key, req.request_id, route.ref, started, True)
             raise
         fell_back = result.fallback is not None  # the variant's version failed
         exps.record(route, req.routing_key, req.request_id, result.version, started, fell_back)
-        return replace(result, experiment=route.experiment, variant=route.variant)
+        object.__setattr__(result, "experiment", route.experiment)  # made for this request only
+        object.__setattr__(result, "variant", route.variant)
+        return result
 
     async def _predict(self, req: PredictRequest) -> PredictResult:
         """One version answers (through its circuit breaker); when it fails in a way the model's

@@ -5,11 +5,13 @@ Where each success metric's numbers come from:
 * ``error_rate`` (or any name starting with ``error``) — the prediction records: errors of n;
 * any other **rate** metric (``success_rate``, ``conversion`` …) — feedback ``success`` flags
   (stored as value 1 / 0): successes of the feedback rows carrying one;
+* any metric whose name holds ``latency`` (``avg_latency_ms``, ``latency_ms``) — the mean
+  latency of the prediction records, in milliseconds, tested with its sample variance (p50/p95/
+  p99 are reported beside it);
 * any other **mean** metric (``revenue``, ``score`` …) — the numeric feedback ``value``.
 
-Phase 1 keeps one numeric outcome per feedback row, so an experiment names at most one feedback
-metric (checked by :func:`parse_metrics`); latency metrics are shown (p50/p95/p99) but not
-tested (the store keeps no latency variance yet).
+A feedback row carries one numeric outcome, so an experiment names at most one feedback metric
+(checked by :func:`parse_metrics`) besides ``error_rate`` and a latency metric.
 """
 
 from __future__ import annotations
@@ -55,17 +57,17 @@ def _check_supported(metrics: Sequence[SuccessMetric]) -> None:
     names = [m.name for m in metrics]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"success metric names repeat: {names}", field="success_metrics")
-    if any("latency" in n.lower() for n in names):
+    latency = [n for n in names if _is_latency(n)]
+    if len(latency) > 1:
         raise InvalidInputError(
-            "latency success metrics are not supported yet (latency is reported as p50/p95/p99); "
-            "use error_rate or a feedback metric",
+            f"one latency metric per experiment (the mean latency in ms), got {latency}",
             field="success_metrics",
         )
-    feedback = [n for n in names if not _is_error(n)]
+    feedback = [n for n in names if not _is_error(n) and not _is_latency(n)]
     if len(feedback) > 1:
         raise InvalidInputError(
-            f"at most one feedback metric per experiment for now, got {feedback}; keep one "
-            "(plus error_rate)",
+            f"at most one feedback metric per experiment (a feedback row carries one outcome), "
+            f"got {feedback}; keep one (plus error_rate and a latency metric)",
             field="success_metrics",
         )
 
@@ -74,10 +76,18 @@ def _is_error(name: str) -> bool:
     return name.lower().startswith("error")
 
 
+def _is_latency(name: str) -> bool:
+    return "latency" in name.lower()
+
+
 def metric_aggregate(metric: SuccessMetric, agg: VariantAggregate) -> Aggregate:
     """The aggregate ``metric`` is tested on for one variant (see the module docstring)."""
     if _is_error(metric.name):
         return Proportion(agg.n, agg.errors)
+    if _is_latency(metric.name):
+        if not agg.n or agg.latency_mean_ms is None:
+            return Moments(0, 0.0, 0.0)
+        return Moments(agg.n, agg.latency_mean_ms, agg.latency_var_ms2 or 0.0)
     if metric.kind is MetricKind.RATE:
         successes = round(agg.value_sum)
         if math.isclose(agg.value_sum, agg.value_sumsq) and 0 <= successes <= agg.value_n:

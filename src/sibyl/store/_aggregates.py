@@ -1,7 +1,8 @@
 """Per-variant aggregates of one experiment: predictions, assignments and attributed feedback.
 
 Counts and sums are computed in SQL; latency percentiles in Python over the variant's latencies
-(linear interpolation, identical on every backend).
+(linear interpolation, identical on every backend). Without percentiles, the latency count,
+mean and variance come from SQL sums (no per-record read).
 """
 
 from __future__ import annotations
@@ -56,16 +57,90 @@ def sample_variance(values: list[float]) -> float:
 
 
 def variant_aggregates(
-    conn: sa.Connection, experiment: Experiment, since: datetime | None
+    conn: sa.Connection, experiment: Experiment, since: datetime | None, *, percentiles: bool = True
 ) -> list[VariantAggregate]:
     """One :class:`VariantAggregate` per variant of ``experiment`` (its variant order)."""
     assigned = _assigned(conn, experiment.id, since)
-    latencies = _latencies(conn, experiment.id, since)
     folded = _feedback(conn, experiment, since)
+    if not percentiles:
+        moments = _moments(conn, experiment.id, since)
+        return [
+            _from_moments(v.name, v.is_control, v.weight, assigned, moments, folded)
+            for v in experiment.variants
+        ]
+    latencies = _latencies(conn, experiment.id, since)
     return [
         _aggregate(v.name, v.is_control, v.weight, assigned, latencies, folded)
         for v in experiment.variants
     ]
+
+
+def _moments(
+    conn: sa.Connection, experiment_id: int, since: datetime | None
+) -> dict[str, tuple[int, int, float, float]]:
+    """variant → (records, error records, mean latency, Σ (latency − mean)²), two aggregate
+    queries in the database (the centred sum keeps the variance of large, tight latencies)."""
+    p = predictions
+    where = [p.c.experiment_id == experiment_id]
+    if since is not None:
+        where.append(p.c.ts >= since)
+    means = (
+        sa.select(
+            p.c.variant.label("variant"),
+            sa.func.count().label("n"),
+            sa.func.sum(sa.case((p.c.error, 1), else_=0)).label("errors"),
+            sa.func.avg(p.c.latency_ms).label("mean"),
+        )
+        .where(*where)
+        .group_by(p.c.variant)
+        .subquery()
+    )
+    deviation = p.c.latency_ms - means.c.mean
+    query = (
+        sa.select(
+            means.c.variant,
+            means.c.n,
+            means.c.errors,
+            means.c.mean,
+            sa.func.sum(deviation * deviation),
+        )
+        .join_from(p, means, means.c.variant == p.c.variant)
+        .where(*where)
+        .group_by(means.c.variant, means.c.n, means.c.errors, means.c.mean)
+    )
+    return {
+        str(v): (int(n), int(e or 0), float(m or 0.0), float(ss or 0.0))
+        for v, n, e, m, ss in conn.execute(query)
+    }
+
+
+def _from_moments(
+    name: str,
+    is_control: bool,
+    weight: float,
+    assigned: dict[str, int],
+    moments: dict[str, tuple[int, int, float, float]],
+    folded: dict[str, _Folded],
+) -> VariantAggregate:
+    n, errors, mean_ms, centred_sq = moments.get(name, (0, 0, 0.0, 0.0))
+    mean = mean_ms if n else None
+    var = centred_sq / (n - 1) if n > 1 else None
+    fb = folded.get(name, _Folded())
+    return VariantAggregate(
+        variant=name,
+        is_control=is_control,
+        weight=weight,
+        assigned=assigned.get(name, 0),
+        n=n,
+        errors=errors,
+        latency_mean_ms=mean,
+        latency_var_ms2=var if n > 1 else (0.0 if n == 1 else None),
+        feedback_n=fb.n,
+        value_n=fb.value_n,
+        value_sum=fb.value_sum,
+        value_sumsq=fb.value_sumsq,
+        labels=dict(fb.labels),
+    )
 
 
 def _aggregate(

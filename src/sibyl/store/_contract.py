@@ -157,14 +157,16 @@ class Store(Protocol):
         ...
 
     def aggregates(
-        self, ref: ExperimentRef, *, since: datetime | None = None
+        self, ref: ExperimentRef, *, since: datetime | None = None, percentiles: bool = True
     ) -> list[VariantAggregate]:
         """One :class:`VariantAggregate` per variant (control first), over the records at or
         after ``since`` (prediction ``ts``, assignment ``first_seen``, feedback
         ``received_at``). Feedback counts for a variant when it names the experiment and
         variant; else when its request id has a prediction record in the experiment (that
         record's variant); else, when its request id has no prediction record at all and it is
-        feedback on the experiment's model, through the assignment of its routing key."""
+        feedback on the experiment's model, through the assignment of its routing key.
+        ``percentiles=False`` leaves the latency percentiles ``None`` and computes everything else
+        in the database (no per-record read: what a periodic controller wants)."""
         ...
 
     def record_shadow_results(self, rows: Iterable[ShadowRecord]) -> int:

@@ -333,10 +333,10 @@ class SQLStore:
     # ---- aggregates ------------------------------------------------------------------------
 
     def aggregates(
-        self, ref: ExperimentRef, *, since: datetime | None = None
+        self, ref: ExperimentRef, *, since: datetime | None = None, percentiles: bool = True
     ) -> list[VariantAggregate]:
         with self._read(snapshot=True) as conn:
-            return variant_aggregates(conn, self._load(conn, ref), since)
+            return variant_aggregates(conn, self._load(conn, ref), since, percentiles=percentiles)
 
     # ---- shadow records --------------------------------------------------------------------
 

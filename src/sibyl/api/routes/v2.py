@@ -10,7 +10,7 @@ import sibyl
 from sibyl.api.routes._deps import blocking, container
 from sibyl.errors import NotReadyError
 from sibyl.runtime.types import DescribesOutputs
-from sibyl.service import ServedVersion
+from sibyl.service import Ensemble, ServedVersion
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 EXTENSIONS = ["model_repository"]
@@ -65,9 +65,31 @@ def _metadata(sv: ServedVersion, versions: list[str]) -> dict[str, Any]:
     }
 
 
+def _ensemble(request: Request, name: str) -> Ensemble | None:
+    book = container(request).ensembles
+    return None if book is None else book.endpoints.get(name)
+
+
+async def _ensemble_metadata(request: Request, ens: Ensemble) -> dict[str, Any]:
+    """An ensemble endpoint as a V2 model: its first member's inputs and outputs (every member
+    validates the request against its own signature), platform ``sibyl-ensemble``."""
+    first = ens.members[0]
+    meta = _metadata(await _served(request, first.model, first.ref), ["ensemble"])
+    members = [{"name": m.name, "model": m.model, "ref": m.ref} for m in ens.members]
+    return meta | {
+        "name": ens.endpoint,
+        "platform": "sibyl-ensemble",
+        "parameters": {"ensemble": ens.name, "members": members},
+    }
+
+
 @router.get("/models/{name}", summary="Model metadata (production version)")
 async def model_metadata(name: str, request: Request) -> dict[str, Any]:
-    """Inputs (one per column, ``-1`` = variable rows), outputs, platform."""
+    """Inputs (one per column, ``-1`` = variable rows), outputs, platform. An ensemble endpoint
+    answers with its first member's inputs and outputs and platform ``sibyl-ensemble``."""
+    ens = _ensemble(request, name)
+    if ens is not None:
+        return await _ensemble_metadata(request, ens)
     sv = await _served(request, name, None)
     versions = await blocking(container(request).registry.list_versions, name)
     return _metadata(sv, [v.version for v in versions])
@@ -86,7 +108,17 @@ def _is_ready(request: Request, name: str, version: str | None) -> bool:
 
 @router.get("/models/{name}/ready", summary="Model readiness")
 async def model_ready(name: str, request: Request) -> Response:
-    """200 when the production version is loaded and warm, else 503."""
+    """200 when the production version is loaded and warm, else 503. An ensemble endpoint is
+    ready when enough members (its ``min_members``) are loaded."""
+    ens = _ensemble(request, name)
+    if ens is not None:
+        loaded = sum(_is_ready(request, m.model, m.ref) for m in ens.members)
+        if loaded < ens.config.min_members:
+            raise NotReadyError(
+                f"Ensemble '{ens.name}' has {loaded} of {len(ens.members)} members loaded; it "
+                f"needs {ens.config.min_members}"
+            )
+        return Response(status_code=200)
     if not _is_ready(request, name, None):
         await blocking(container(request).registry.resolve, name, None)  # 404 if unknown
         raise NotReadyError(f"Model '{name}' is not loaded yet")
