@@ -9,6 +9,9 @@ directory, all pinned to core 0 and measured one at a time with wrk on core 1:
 * ``ab``       — cache off, a running 50/50 A/B experiment on ``bench-hgb``;
 * ``cache+ab`` — both: what a default server with an experiment running does.
 
+The prediction log, drift, live quality, alerts and job workers are off in all four (their cost is
+measured by ``bench/predlog.py`` and ``bench/drift_serving.py``).
+
 Every request carries ``X-Routing-Key: user-<i>`` (10,000 users at 1 row, 500 at 32 rows), so
 the experiment assigns users stickily and the buffered writer records an assignment and an
 outcome for each request. Rows never repeat (``distinct``: the cache only costs) unless
@@ -43,6 +46,14 @@ CONFIGS: dict[str, dict[str, str]] = {
     "cache+ab": {},
 }
 WITH_EXPERIMENT = ("ab", "cache+ab")
+QUIET = {  # off in every server: not what this benchmark measures
+    "SIBYL_REGISTRY__WATCH_INTERVAL_S": "0",
+    "SIBYL_PREDICTION_LOG__ENABLED": "false",
+    "SIBYL_DRIFT__ENABLED": "false",
+    "SIBYL_QUALITY__ENABLED": "false",
+    "SIBYL_ALERTS__ENABLED": "false",
+    "SIBYL_JOBS__WORKERS": "0",
+}
 LOADS = ((1, 16), (32, 16))
 
 
@@ -66,7 +77,7 @@ def register_two_versions(workdir: Path) -> model.RegisteredModel:
 
 def spec(name: str, registered: model.RegisteredModel, workdir: Path) -> servers.ServerSpec:
     base = servers.sibyl_spec(registered.tracking_uri, workdir / name, model.MODEL_NAME)
-    env = base.env | CONFIGS[name] | {"SIBYL_REGISTRY__WATCH_INTERVAL_S": "0"}
+    env = base.env | QUIET | CONFIGS[name]
     return servers.ServerSpec(name, base.argv, base.ready_path, env, base.metrics_path, name)
 
 

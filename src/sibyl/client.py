@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -329,9 +330,14 @@ class _Operations(Generic[R]):
         model: str | None = None,
         success: bool | None = None,
         value: float | None = None,
-        label: str | None = None,
+        label: str | int | float | bool | None = None,
+        row: int | None = None,
+        event_at: str | None = None,
     ) -> R:
-        """Report one outcome for a prediction (``request_id``) or a user (``routing_key``)."""
+        """Report one outcome for a prediction (``request_id``) or a user (``routing_key``);
+        ground truth: ``label`` (classifiers) or ``value`` (regressors), for one ``row`` of the
+        request or all; ``event_at`` (ISO 8601 with offset) with ``routing_key`` names the
+        prediction by time."""
         fields = (
             ("request_id", request_id),
             ("routing_key", routing_key),
@@ -340,12 +346,111 @@ class _Operations(Generic[R]):
             ("success", success),
             ("value", value),
             ("label", label),
+            ("row", row),
+            ("event_at", event_at),
         )
         return self._do(_Call("POST", "/v1/feedback", {k: v for k, v in fields if v is not None}))
 
     def feedback_many(self, items: Sequence[Mapping[str, Any]]) -> R:
         """Report many outcomes at once (stored all or none)."""
         return self._do(_Call("POST", "/v1/feedback", {"items": [dict(i) for i in items]}))
+
+    # ---- the prediction log ---------------------------------------------------------------
+
+    def predictions(
+        self,
+        name: str,
+        *,
+        limit: int = 100,
+        since: str | None = None,
+        until: str | None = None,
+        status: str | None = None,
+        version: int | str | None = None,
+        request_id: str | None = None,
+        inputs: bool = False,
+    ) -> R:
+        """A model's logged requests, newest first (times ISO 8601; ``inputs``: include them)."""
+        fields = {"since": since, "until": until, "status": status, "request_id": request_id,
+                  "version": None if version is None else str(version)}  # fmt: skip
+        params = {"limit": str(limit), "inputs": str(inputs).lower(),
+                  **{k: v for k, v in fields.items() if v is not None}}  # fmt: skip
+        return self._do(_Call("GET", f"/v1/monitoring/models/{name}/predictions", params=params))
+
+    def replay(self, name: str, version: int | str, **options: Any) -> R:
+        """Re-score logged requests against ``version`` and compare with what was served
+        (options: ``since``, ``until``, ``source_version``, ``limit``, ``tolerance``,
+        ``max_disagreements``)."""
+        body = {"version": str(version), **{k: v for k, v in options.items() if v is not None}}
+        return self._do(_Call("POST", f"/v1/monitoring/models/{name}/replay", body))
+
+    # ---- live quality, dashboard, statistics ------------------------------------------------
+
+    def quality(self, name: str, *, window: str = "24h", version: int | str | None = None) -> R:
+        """Realised quality per version over a window of prediction time (``"1h"``, …)."""
+        params = {"window": window, **({"version": str(version)} if version is not None else {})}
+        return self._do(_Call("GET", f"/v1/monitoring/models/{name}/quality", params=params))
+
+    def dashboard(self, name: str, *, window: str | None = None) -> R:
+        """Dashboard data of a model: version, health, statistics, hourly trend, alerts,
+        drift."""
+        params = {"window": window} if window else None
+        return self._do(_Call("GET", f"/v1/monitoring/models/{name}/dashboard", params=params))
+
+    def stats(self) -> R:
+        """Service statistics: models loaded, memory, cache, queues, writer backlogs."""
+        return self._do(_Call("GET", "/v1/stats"))
+
+    # ---- drift and alerts -----------------------------------------------------------------
+
+    def drift(self, name: str, *, version: int | str | None = None) -> R:
+        """Drift report of a served model (its watched version, or ``version``) with the
+        label-free accuracy estimate."""
+        params = {"version": str(version)} if version is not None else None
+        return self._do(_Call("GET", f"/v1/monitoring/models/{name}/drift", params=params))
+
+    def upload_profile(
+        self,
+        name: str,
+        version: int | str,
+        data: bytes,
+        *,
+        content_type: str = "text/csv",
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> R:
+        """Set a version's reference profile from reference data: CSV bytes, or JSON bytes
+        (``records`` | ``columns`` | ``rows`` + ``names``, optional ``outputs``)."""
+        options = {"categorical": categorical, "numeric": numeric, "exclude": exclude}
+        path = f"/v1/monitoring/models/{name}/versions/{version}/profile"
+        query = "&".join(f"{k}={quote(v)}" for k, vs in options.items() for v in vs)
+        return self._do(_Call("PUT", f"{path}?{query}" if query else path,
+                              headers={"Content-Type": content_type}, content=data))  # fmt: skip
+
+    def alerts(self, *, model: str | None = None, state: str | None = None) -> R:
+        """Pending and firing alerts (``state``: e.g. ``firing`` or ``pending,firing``)."""
+        params = {k: v for k, v in (("model", model), ("state", state)) if v is not None}
+        return self._do(_Call("GET", "/v1/alerts", params=params or None))
+
+    def alert_rules(self) -> R:
+        """Every alert rule."""
+        return self._do(_Call("GET", "/v1/alerts/rules"))
+
+    def alert_rule(self, name: str) -> R:
+        """One alert rule."""
+        return self._do(_Call("GET", f"/v1/alerts/rules/{quote(name)}"))
+
+    def create_alert_rule(self, rule: Mapping[str, Any]) -> R:
+        """Create an alert rule (docs/alerts.md)."""
+        return self._do(_Call("POST", "/v1/alerts/rules", dict(rule)))
+
+    def replace_alert_rule(self, name: str, rule: Mapping[str, Any]) -> R:
+        """Replace the alert rule called ``name``."""
+        return self._do(_Call("PUT", f"/v1/alerts/rules/{quote(name)}", dict(rule)))
+
+    def delete_alert_rule(self, name: str) -> R:
+        """Delete an alert rule."""
+        return self._do(_Call("DELETE", f"/v1/alerts/rules/{quote(name)}"))
 
 
 class Client(_Operations[Any]):
@@ -366,7 +471,12 @@ class Client(_Operations[Any]):
     def _do(self, call: _Call) -> Any:
         return _parse(
             self._http.request(
-                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+                call.method,
+                call.path,
+                json=call.json,
+                params=call.params,
+                headers=call.headers,
+                content=call.content,
             )
         )
 
@@ -399,7 +509,12 @@ class AsyncClient(_Operations[Awaitable[Any]]):
     async def _request(self, call: _Call) -> Any:
         return _parse(
             await self._http.request(
-                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+                call.method,
+                call.path,
+                json=call.json,
+                params=call.params,
+                headers=call.headers,
+                content=call.content,
             )
         )
 

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
 import structlog
 
 from sibyl.settings import LoggingSettings
+
+
+class _Stderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was configured: a CLI
+    runner or a test may swap it for a stream it closes later, and a log line must never raise
+    (in a batcher's worker thread that would leave requests waiting forever)."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except ValueError:  # closed
+            return sys.__stderr__.write(text) if sys.__stderr__ is not None else 0
+
+    def flush(self) -> None:
+        with contextlib.suppress(ValueError):
+            sys.stderr.flush()
+
+
+_STDERR = _Stderr()
 
 
 def configure_logging(settings: LoggingSettings) -> None:
@@ -30,11 +50,11 @@ def configure_logging(settings: LoggingSettings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(
         level=max(level, logging.WARNING),
-        stream=sys.stderr,
+        stream=_STDERR,  # type: ignore[arg-type]
         format="%(levelname)s %(name)s: %(message)s",
     )

@@ -14,13 +14,17 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from sibyl.errors import SibylError
+from sibyl.monitoring.alerts._durations import parse_duration
+from sibyl.monitoring.alerts._settings import AlertSettings
 
 
 class ServerSettings(BaseModel):
@@ -279,6 +283,177 @@ class CanarySettings(BaseModel):
     sharing a database never take a step twice); 0: this replica never moves canaries."""
 
 
+class DriftSettings(BaseModel):
+    """Drift of inputs and outputs on the serving path, and the label-free accuracy estimate
+    (see docs/monitoring.md, "Drift in the server")."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Watch every served version that has a reference profile (and estimate the accuracy of
+    every classifier, CBPE); ``false``: nothing on the serving path."""
+    window_rows: int = Field(default=2000, ge=10)
+    """Rows in the sliding window each version's live data is judged on."""
+    min_rows: int = Field(default=1000, ge=1)
+    """Rows the window must hold before drift (and the accuracy estimate) is judged."""
+    observe_every: int = Field(default=1, ge=1)
+    """Fold every k-th model batch into the window (1: every batch); sampling lowers the cost
+    per prediction and fills the window more slowly."""
+    report_interval_s: float = Field(default=30.0, gt=0)
+    """How often reports are computed for ``ml_drift_score`` and
+    ``ml_model_estimated_accuracy`` (and read by alert rules)."""
+
+
+class PredictionLogSettings(BaseModel):
+    """The prediction log: one row per prediction request in the store (see docs/monitoring.md,
+    "Prediction log"). Written by a background writer that never delays or fails a request;
+    while the store is down rows wait in an append-only spool file and are replayed, each once,
+    when it answers again."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Log every prediction request (answered or failed); ``false``: nothing on the path."""
+    inputs: Literal["all", "sample", "none"] = "sample"
+    """Which requests keep their inputs: ``all``, a random ``sample`` (``sample_rate``) or
+    ``none``. Inputs are most of a row's bytes and the most sensitive part; a sample is enough
+    for replays and offline analysis (drift is computed live on every request anyway)."""
+    sample_rate: float = Field(default=0.1, ge=0, le=1)
+    """Share of requests whose inputs are kept when ``inputs`` is ``sample``."""
+    redact: list[str] = Field(default_factory=list)
+    """Input fields whose values are logged as ``null`` (names, case-insensitive), e.g.
+    ``["email", "ssn"]``."""
+    redact_pattern: str | None = None
+    """Also redact every field whose whole name matches this regular expression
+    (case-insensitive), e.g. ``"(.*_)?(email|phone|name)"``."""
+    outputs: bool = True
+    """Log what was answered (predictions, probabilities, classes); live quality joins feedback
+    to them."""
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    """How often buffered rows are written (also as soon as ``flush_rows`` wait)."""
+    flush_rows: int = Field(default=1000, ge=1)
+    """Rows per write transaction; that many buffered rows trigger a write early."""
+    max_pending: int = Field(default=100_000, ge=1)
+    """Rows buffered in memory before the writer takes them; beyond it new rows are dropped and
+    counted (``ml_prediction_log_rows_total{result="dropped"}``). Only reached when the writer
+    thread itself falls behind: a slow or down store never holds rows in memory (they spool)."""
+    spool_dir: Path | None = None
+    """Where rows wait while the store is down (append-only files, one directory per process,
+    adopted by the next process when one dies); default ``<data_dir>/spool/predictions``."""
+    spool_max_mb: float = Field(default=1024.0, gt=0)
+    """Most disk the spool may use; rows beyond it are dropped and counted."""
+    retry_max_s: float = Field(default=30.0, gt=0)
+    """Longest wait between two attempts to reach a down store (backoff from 0.5 s)."""
+    retention_max_age_days: float | None = Field(default=30.0, gt=0)
+    """Rows older than this are deleted; unset: kept whatever their age."""
+    retention_max_rows: int | None = Field(default=1_000_000, ge=0)
+    """Most rows kept per model (the newest); unset: no limit."""
+    retention_interval_s: float = Field(default=3600.0, ge=0)
+    """How often retention runs (each replica; deleting is idempotent); 0: never."""
+
+
+class QualitySettings(BaseModel):
+    """Live quality from delayed ground truth: feedback joined to the prediction log (see
+    docs/monitoring.md, "Feedback and live quality")."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Refresh the quality gauges (``ml_model_accuracy`` and friends) periodically; ``false``:
+    no background work (the quality API still answers on demand)."""
+    interval_s: float = Field(default=60.0, gt=0)
+    """How often every served model's quality is recomputed for each of ``windows``."""
+    windows: list[str] = Field(default_factory=lambda: ["1h", "24h", "7d"], min_length=1)
+    """Sliding windows of *prediction* time the gauges are computed over (the ``window``
+    label), as durations: ``"30m"``, ``"1h"``, ``"7d"``."""
+    max_rows: int = Field(default=200_000, ge=1)
+    """Most feedback rows one window reads (the newest); beyond it the report says
+    ``truncated``."""
+
+    @field_validator("windows")
+    @classmethod
+    def _durations(cls, windows: list[str]) -> list[str]:
+        for window in windows:
+            try:
+                seconds = parse_duration(window, field="quality.windows")
+            except SibylError as exc:
+                raise ValueError(exc.message) from None
+            if seconds <= 0:
+                raise ValueError(f"window {window!r} must be longer than 0s")
+        return windows
+
+
+class DashboardSettings(BaseModel):
+    """The per-model dashboard (``GET /v1/monitoring/models/{name}/dashboard``): its window and
+    the rules of its health status (see docs/monitoring.md, "Dashboard")."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    window: str = "1h"
+    """Window of the statistics and the health status unless the request names one."""
+    failing_success_rate: float = Field(default=0.95, ge=0, le=1)
+    """Health is ``failing`` when the success rate over the window is below this."""
+    degraded_success_rate: float = Field(default=0.99, ge=0, le=1)
+    """Health is at least ``degraded`` when the success rate is below this."""
+    degraded_p95_latency_ms: float = Field(default=100.0, gt=0)
+    """Health is at least ``degraded`` when the p95 latency is above this."""
+    failing_p95_latency_ms: float = Field(default=1000.0, gt=0)
+    """Health is ``failing`` when the p95 latency is above this."""
+    latency_sample: int = Field(default=10_000, ge=100)
+    """Latencies read to compute a p95 in Python when the store cannot do it in SQL (SQLite;
+    PostgreSQL uses ``percentile_cont``)."""
+
+
+class JobsSettings(BaseModel):
+    """Background jobs — batch scoring, training, tuning (see docs/jobs.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    url: str | None = None
+    """Job queue. Unset: SQLite at ``<data_dir>/jobs.db`` (``sibyl serve`` and ``sibyl worker``
+    processes on one machine); ``redis://host:6379/0`` (extra ``sibyl[redis]``) or
+    ``postgresql://…`` (``sibyl[postgres]``) for workers on many machines. Job records live in
+    the store (``store.url``) either way."""
+    name: str = "sibyl"
+    """Queue name (Redis key / table prefix); deployments sharing one Redis need distinct
+    names."""
+    workers: int = Field(default=1, ge=0)
+    """Job threads ``sibyl serve`` runs in-process (0: none, run ``sibyl worker`` processes).
+    They run at lower OS priority and batch scoring uses the low-priority lane of the serving
+    batchers, so jobs never starve online requests."""
+    lease_s: float = Field(default=30.0, gt=0)
+    """A running job or chunk whose worker stopped renewing its lease for this long (killed,
+    frozen, cut off) is handed to another worker."""
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    """How often workers renew their leases and store progress (keep it well below
+    ``lease_s``)."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Attempts of a job, and of each chunk of a batch job, unless its submission says
+    otherwise."""
+    retry_delay_s: float = Field(default=5.0, ge=0)
+    """Wait before the first retry of a failed attempt; doubled for each further one."""
+    stale_s: float = Field(default=900.0, gt=0)
+    """A job still queued (or a chunk still pending) this long after its queue message was
+    sent gets a new message (a worker may have died between taking the message and claiming
+    the job; duplicates are harmless)."""
+    poll_s: float = Field(default=1.0, gt=0)
+    """Longest an idle worker waits between looks at the SQLite queue (Redis and PostgreSQL
+    wake workers at once)."""
+    nice: int = Field(default=10, ge=0, le=19)
+    """OS niceness of job threads and ``sibyl worker`` processes, so the OS favours serving."""
+    chunk_rows: int = Field(default=100_000, ge=1)
+    """Batch scoring: input rows per chunk; chunks run in parallel on every worker."""
+    read_rows: int = Field(default=10_000, ge=1)
+    """Batch scoring: rows read, scored and written at a time within a chunk (bounds memory
+    whatever the input size)."""
+    s3_endpoint_url: str | None = None
+    """S3-compatible endpoint for ``s3://`` inputs and outputs (MinIO, …); unset: AWS.
+    Credentials come from the AWS SDK's usual chain (environment, profile, instance role)."""
+    modules: list[str] = Field(default_factory=list)
+    """Extra modules defining job kinds: each one's ``register_kinds()`` is called in every
+    process that submits or runs jobs (sibyl's own kinds are always there)."""
+
+
 class LoggingSettings(BaseModel):
     """Structured logs."""
 
@@ -327,7 +502,15 @@ class Settings(BaseSettings):
     "churn-rules", {"default": 0}], "on": ["error", "timeout", "circuit_open"], "timeout_ms":
     300}}'``; models not named have none (an error stays an error)."""
     store: StoreSettings = Field(default_factory=StoreSettings)
+    prediction_log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     canary: CanarySettings = Field(default_factory=CanarySettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    """Alert rules, their evaluation and notification channels (see docs/alerts.md)."""
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    """Background jobs: queue, in-process workers, leases, retries, batch scoring."""
     promotion_gates: dict[str, PromotionGateSettings] = Field(default_factory=dict)
     """Per-model promotion gates requiring a passing shadow period, e.g.
     ``SIBYL_PROMOTION_GATES='{"churn": {"min_requests": 500, "min_agreement": 0.95,

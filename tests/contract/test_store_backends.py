@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,29 +39,8 @@ from tests.contract.store_support import (
     migrate_concurrently,
     new_name,
     postgres_backend,
-    sqlite_backend,
 )
 from tests.helpers import free_port
-
-_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
-
-
-@pytest.fixture(scope="module", params=["sqlite", _POSTGRES])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    if request.param == "sqlite":
-        return sqlite_backend(tmp_path_factory.mktemp("store"))
-    return postgres_backend()
-
-
-@pytest.fixture(scope="module")
-def store(backend: Backend) -> Iterator[SQLStore]:
-    """One migrated store per backend for the whole module (tests use unique names)."""
-    with backend.empty() as url:
-        s = SQLStore(url)
-        s.migrate()
-        yield s
-        s.close()
-
 
 # ---- migrations --------------------------------------------------------------------------
 

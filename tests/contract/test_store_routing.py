@@ -4,7 +4,6 @@ JSON replaced by compare-and-set together with weights, and the latency variance
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,29 +12,8 @@ import pytest
 from sibyl.errors import ConflictError, InvalidInputError, NotFoundError
 from sibyl.store import PredictionOutcome, SQLStore
 from tests.contract.store_support import (
-    Backend,
     ab_experiment,
-    postgres_backend,
-    sqlite_backend,
 )
-
-_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
-
-
-@pytest.fixture(scope="module", params=["sqlite", _POSTGRES])
-def store(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SQLStore]:
-    backend: Backend = (
-        sqlite_backend(tmp_path_factory.mktemp("store-routing"))
-        if request.param == "sqlite"
-        else postgres_backend()
-    )
-    with backend.empty() as url:
-        s = SQLStore(url)
-        s.migrate()
-        yield s
-        s.close()
 
 
 def test_update_routing_replaces_the_json_and_the_weights_at_once(store: SQLStore) -> None:

@@ -156,7 +156,7 @@ def test_a_failing_production_version_gives_no_5xx_under_concurrent_load(live: L
     statuses = [r.status_code for r in responses]
     # no 5xx; a request the failing version's full queue sheds (429, before the breaker opens on
     # a loaded machine) is load shedding, not a failure the chain hides
-    assert set(statuses) <= {200, 429} and statuses.count(429) <= 20, statuses
+    assert set(statuses) <= {200, 429} and statuses.count(429) <= 40, statuses
     answered = [r for r in responses if r.status_code == 200]
     offsets = {"version 1": 100.0, "model fb-rules:1": 300.0}  # the members' FlagModel offsets
     by = [r.headers["x-fallback"] for r in answered]

@@ -15,7 +15,21 @@ import sibyl
 from sibyl.api import errors
 from sibyl.api.dataplane import DataPlane
 from sibyl.api.fastpath import FastPath
-from sibyl.api.routes import canary, ensembles, experiments, models, ops, predict, shadow, v2
+from sibyl.api.routes import (
+    alerts,
+    canary,
+    ensembles,
+    experiments,
+    jobs,
+    models,
+    monitoring_drift,
+    monitoring_log,
+    monitoring_quality,
+    ops,
+    predict,
+    shadow,
+    v2,
+)
 from sibyl.errors import InvalidInputError, SibylError
 from sibyl.logs import configure_logging
 from sibyl.service import Container, build_container
@@ -56,6 +70,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.include_router(ensembles.router)
     api.include_router(canary.router)
     api.include_router(shadow.router)
+    api.include_router(monitoring_drift.router)
+    api.include_router(alerts.router)
+    api.include_router(monitoring_quality.router)
+    api.include_router(monitoring_log.router)
+    api.include_router(jobs.router)
     api.add_exception_handler(SibylError, _sibyl_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     return FastPath(

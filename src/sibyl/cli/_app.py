@@ -8,14 +8,19 @@ from typing import Annotated
 import typer
 
 from sibyl.cli import (
+    alerts,
+    automl,
     canary,
+    compress,
     ensembles,
     experiments,
+    jobs,
     models,
     monitoring,
     predict,
     shadow,
     train,
+    tune,
     zoo,
 )
 from sibyl.cli._common import (
@@ -41,6 +46,8 @@ app.add_typer(ensembles.app, name="ensembles")
 app.add_typer(canary.app, name="canary")
 app.add_typer(shadow.app, name="shadow")
 app.add_typer(monitoring.app, name="monitoring")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(jobs.app, name="jobs")
 
 
 @app.callback()
@@ -53,6 +60,11 @@ def _configure() -> None:
 
 app.command("predict")(predict.predict)
 app.command("train")(train.train)
+app.command("tune")(tune.tune)
+app.command("automl")(automl.automl)
+app.command("compress")(compress.compress)
+app.add_typer(tune.studies, name="studies")
+app.command("worker")(jobs.worker)
 
 HostOpt = Annotated[str | None, typer.Option(help="Interface to bind (server.host).")]
 PortOpt = Annotated[int | None, typer.Option(help="Port (server.port).")]

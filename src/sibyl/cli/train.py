@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,7 +17,25 @@ _STAGES = ("draft", "staging", "production")
 
 
 def train(
-    use_case: Annotated[str, typer.Argument(help="dkt, calendar, struggle, threat or churn.")],
+    use_case: Annotated[
+        str | None, typer.Argument(help="dkt, calendar, struggle, threat or churn.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Train a generic estimator on this CSV/Parquet instead.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Column to predict (with --data).")] = None,
+    estimator: Annotated[
+        str, typer.Option(help="With --data: linear, random_forest, hist_gradient_boosting, …")
+    ] = "random_forest",
+    param: Annotated[
+        list[str] | None, typer.Option(help="Estimator parameter key=value (repeat).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="With --data: registered model name.")] = None,
+    auto_promote: Annotated[
+        bool, typer.Option(help="Promote if not worse than production on the holdout.")
+    ] = False,
+    gate_metric: Annotated[str | None, typer.Option(help="Metric of the promotion gate.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Promotion gate tolerance.")] = 0.0,
     full: Annotated[
         bool, typer.Option("--full/--small", help="Full-size configuration (default: small).")
     ] = False,
@@ -26,7 +45,8 @@ def train(
         typer.Option(help="Stage of the new versions: draft, staging or production."),
     ] = "staging",
 ) -> None:
-    """Train a reference use case, register its models in MLflow and print the metric table.
+    """Train a reference use case (or, with ``--data``/``--target``, a generic estimator),
+    register its models in MLflow and print the metric table.
 
     New versions go to ``--stage`` (staging by default: promote them with
     ``sibyl models promote <name> <version> --metric …`` once they look right).
@@ -36,6 +56,14 @@ def train(
 
     if stage not in _STAGES:
         raise fail(ValueError(f"--stage must be one of {', '.join(_STAGES)}, got '{stage}'"))
+    if data is not None or use_case is None:
+        from sibyl.cli._training_common import train_on_data
+
+        options: dict[str, Any] = {"estimator": estimator, "param": param, "name": name}
+        options.update(seed=seed, stage=stage, auto_promote=auto_promote)
+        options.update(gate_metric=gate_metric, tolerance=tolerance)
+        train_on_data(data, target, options)
+        return
     settings = settings_from()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     uri = settings.tracking_uri()

@@ -217,6 +217,7 @@ def check_user_tags(tags: dict[str, str]) -> None:
     reserved = sorted(RESERVED_TAGS & tags.keys())
     if reserved:
         raise InvalidInputError(
-            f"Tags {reserved} are managed by sibyl; use set_stage / set_semver instead",
+            f"Tags {reserved} are managed by sibyl; use set_stage / set_semver / save_profile "
+            "instead",
             field="tags",
         )

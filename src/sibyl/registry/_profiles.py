@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sibyl.errors import NotFoundError
 from sibyl.registry import _mlflow
+from sibyl.registry._types import PROFILE_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from sibyl.registry._facade import ModelRegistry
 
 PROFILE_ARTIFACT = "reference_profile.json"
-PROFILE_TAG = "sibyl.reference_profile"
 PROFILE_EXPERIMENT = "sibyl-reference-profiles"
 
 

@@ -19,7 +19,10 @@ SEMVER_TAG = "sibyl.semver"
 """Version tag holding the version's semantic version ``X.Y.Z``."""
 PREVIOUS_PRODUCTION_TAG = "sibyl.previous_production"
 """Model tag naming the version that was in production before the current one."""
-RESERVED_TAGS = frozenset({STAGE_TAG, SEMVER_TAG, PREVIOUS_PRODUCTION_TAG})
+PROFILE_TAG = "sibyl.reference_profile"
+"""Version tag pointing at the version's drift reference profile (``runs:/<run>/<path>``;
+written by :func:`sibyl.registry.save_profile`)."""
+RESERVED_TAGS = frozenset({STAGE_TAG, SEMVER_TAG, PREVIOUS_PRODUCTION_TAG, PROFILE_TAG})
 """Tags only the façade writes; :meth:`ModelRegistry.set_tags` refuses them."""
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")

@@ -217,8 +217,21 @@ class InputSchema:
         cols = [str(c) for c in frame.columns]
         if set(cols) != self._name_set:
             self._raise_names(cols, field)
-        records = frame[list(self.names)].to_numpy(dtype=object).tolist()
+        ordered = frame[list(self.names)]
+        if self.numeric and all(dt.kind in "fiub" for dt in ordered.dtypes):
+            return self._numeric_frame(ordered, field)  # batch scoring: no per-value objects
+        records = ordered.to_numpy(dtype=object).tolist()
         return self._build([[unbox(v) for v in r] for r in records], field)
+
+    def _numeric_frame(self, frame: pd.DataFrame, field: str) -> np.ndarray[Any, Any]:
+        """A frame of numeric columns as a float64 batch, checked as ``_build_numeric`` does."""
+        arr = frame.to_numpy(dtype=np.float64)
+        if self._strict_ints:
+            self._check_ints(arr, field)
+        nans = np.isnan(arr)
+        if nans.any():
+            self._check_nans(nans, field)
+        return arr
 
     # -- batch helpers ------------------------------------------------------------------------
     @staticmethod

@@ -34,6 +34,7 @@ import structlog
 from sibyl.batching import AdaptiveBatcher, Priority
 from sibyl.cache import CachePolicy, KeyValueCache, MemoryStore, PredictionCache, make_keys
 from sibyl.errors import DeadlineExceededError, InvalidInputError, OverloadedError, SibylError
+from sibyl.monitoring.predlog import note_cached_rows
 from sibyl.runtime.schema import InputSchema
 from sibyl.runtime.types import Batch, Prediction
 from sibyl.settings import Settings
@@ -124,12 +125,15 @@ class CachedBatcher:
         if len(live) == 1 and live[0][0] == keys:
             return live[0][1]  # every row was missed and predicted here, in order
         try:
-            return self._assemble(keys, values, live)
+            answer = self._assemble(keys, values, live)
         except Exception as exc:  # an entry this code cannot read: answer without the cache
             level = log.debug if self._warned else log.warning
             self._warned = True
             level("cache_entry_unreadable", model=self.model, error=repr(exc))
             return await self.batcher.predict(batch, priority=priority, deadline=deadline)
+        predicted = {key for missing, _ in live for key in missing}
+        note_cached_rows(sum(key not in predicted for key in keys))  # for the prediction log
+        return answer
 
     @property
     def queued_rows(self) -> int:

@@ -14,6 +14,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -76,6 +77,11 @@ class FeedbackItem:
     success: bool | None = None
     value: float | None = None
     label: str | None = None
+    row: int | None = None
+    """Row of the request the truth is for (``None``: every row)."""
+    event_at: datetime | None = None
+    """When the outcome happened: with ``routing_key`` (and no ``request_id``) the feedback is
+    about that key's latest prediction at or before this time."""
 
 
 class ExperimentService:
@@ -280,6 +286,8 @@ class ExperimentService:
             outcome=outcome,
             value=value,
             label=item.label,
+            row=item.row,
+            event_at=item.event_at,
         )
         row.validate()
         return row

@@ -17,6 +17,7 @@ from sibyl.monitoring import Metrics
 from sibyl.registry import AliasChange, ModelRegistry, RegistryWatcher, VersionInfo
 from sibyl.runtime.loader import LoadedModel, load_model
 from sibyl.service._cached import CachedBatcher, is_local, policy_for
+from sibyl.service._hooks import ServingHook
 from sibyl.service._pool import ModelPool
 from sibyl.service._resilience import new_breaker
 from sibyl.service._served import ServedVersion
@@ -75,6 +76,7 @@ class ModelManager:
         self.clock = clock
         """The circuit breakers' clock (seconds; tests drive it)."""
         self._listeners: list[ProductionListener] = []
+        self._hooks: list[ServingHook] = []
         self.pool = ModelPool(settings.runtime, metrics, on_remove=self._forget)
         self._production: dict[str, ServedVersion] = {}
         self._aliases: dict[str, dict[str, str]] = {}
@@ -173,6 +175,11 @@ class ModelManager:
         swap, ``add_loaded``); see :data:`ProductionListener`."""
         self._listeners.append(listener)
 
+    def add_serving_hook(self, hook: ServingHook) -> None:
+        """Let ``hook`` prepare, wrap and release every version served from now on (see
+        :class:`~sibyl.service._hooks.ServingHook`)."""
+        self._hooks.append(hook)
+
     def _notify(self, new: ServedVersion, old: ServedVersion | None) -> bool:
         keep = False
         for listener in self._listeners:
@@ -264,18 +271,27 @@ class ModelManager:
 
     def _load_sync(self, info: VersionInfo) -> LoadedModel:
         path = self.registry.download(info.name, info.version, self.settings.download_dir())
-        return load_model(
+        loaded = load_model(
             path,
             name=info.name,
             version=info.version,
             settings=self.settings.runtime,
             tags=info.tags,
         )
+        for hook in self._hooks:
+            try:
+                hook.prepare(loaded)
+            except Exception:  # the version serves without the hook's feature
+                log.exception("serving_hook_failed", model=info.name, version=info.version)
+        return loaded
 
     def _serve(self, loaded: LoadedModel) -> ServedVersion:
         vm = self.metrics.for_version(loaded.name, loaded.version)
+        predictor = loaded.predictor
+        for hook in self._hooks:
+            predictor = hook.wrap(loaded, predictor)
         batcher = AdaptiveBatcher(
-            loaded.predictor,
+            predictor,
             self.settings.batching_for(loaded.name),
             name=f"{loaded.name}:{loaded.version}",
             threads=self.settings.runtime.inference_threads,
@@ -325,6 +341,8 @@ class ModelManager:
         """The pool dropped ``sv`` (evicted or unloaded): stop routing unpinned requests to it."""
         if self._production.get(sv.name) is sv:
             del self._production[sv.name]
+        for hook in self._hooks:
+            hook.release(sv.name, sv.version)
 
     # -- hot swap -------------------------------------------------------------------------------
     def _on_change_threadsafe(self, change: AliasChange) -> None:

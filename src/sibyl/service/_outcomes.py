@@ -72,6 +72,11 @@ class OutcomeWriter:
         self.written = 0
         """Records written so far (for tests and diagnostics)."""
 
+    @property
+    def pending(self) -> int:
+        """Records buffered, not written yet (``GET /v1/stats``)."""
+        return len(self._pending)
+
     def start(self) -> None:
         """Start the worker thread."""
         self._thread = threading.Thread(target=self._run, name="sibyl-outcomes", daemon=True)

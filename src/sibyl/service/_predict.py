@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +29,7 @@ from sibyl.settings import Settings
 from sibyl.store import ExperimentKind
 
 if TYPE_CHECKING:
+    from sibyl.monitoring.predlog import PredictionLog
     from sibyl.service._bandits import BanditBook
     from sibyl.service._ensemble_book import EnsembleBook
     from sibyl.service._experiments import ExperimentService
@@ -184,6 +185,8 @@ class PredictionService:
         self.shadows: ShadowService | None = None
         """Running shadows by model: answered unpinned requests are mirrored (set by the
         container)."""
+        self.prediction_log: PredictionLog | None = None
+        """Every request's log entry, answered or failed (set by the container)."""
         self._default_timeout = settings.server.default_timeout_ms / 1000
         self._default_model = settings.server.default_model
 
@@ -196,15 +199,57 @@ class PredictionService:
         if ensembles is not None:
             ensemble = ensembles.endpoints.get(req.model)  # the only cost without an ensemble
             if ensemble is not None:
-                return await ensemble.predict(req, self._predict)
+                return await self._ensemble(req, ensemble.predict(req, self._predict))
         started = time.perf_counter()
         exps = self.experiments
         if req.ref is None and exps is not None:
             running = exps.routes.get(req.model)  # the only cost without an experiment
             if running is not None:
-                routed = await self._routed(req, exps, self._route(req, running))
-                return self._mirror(req, routed, started)
-        return self._mirror(req, await self._predict(req), started)
+                route = self._route(req, running, started)
+                return self._mirror(req, await self._routed(req, exps, route, started), started)
+        try:
+            result = await self._predict(req)
+        except SibylError as exc:
+            self._log_failure(req, exc, started)
+            raise
+        plog = self.prediction_log
+        if plog is not None:
+            plog.answered(req, result, started)
+        return self._mirror(req, result, started)
+
+    async def predict_unlogged(self, req: PredictRequest) -> PredictResult:
+        """One version answers ``req`` as :meth:`predict` would for a pinned request (fallback
+        chain included), without a prediction-log entry (replays of logged requests)."""
+        return await self._predict(req)
+
+    async def _ensemble(
+        self, req: PredictRequest, answer: Coroutine[Any, Any, PredictResult]
+    ) -> PredictResult:
+        started = time.perf_counter()
+        try:
+            result = await answer
+        except SibylError as exc:
+            self._log_failure(req, exc, started)
+            raise
+        if self.prediction_log is not None:
+            self.prediction_log.answered(req, result, started)
+        return result
+
+    def _log_failure(
+        self, req: PredictRequest, exc: SibylError, started: float, route: Route | None = None
+    ) -> None:
+        """Log a failed request (not one naming an unknown model: the log is per model)."""
+        plog = self.prediction_log
+        if plog is None or (isinstance(exc, NotFoundError) and not self._known(req.model)):
+            return
+        if route is None:
+            plog.failed(req, exc, status_of(exc), started)
+        else:
+            plog.failed(req, exc, status_of(exc), started, route.experiment_id, route.variant)
+
+    def _known(self, model: str) -> bool:
+        ensembles = self.ensembles
+        return self.manager.known(model) or bool(ensembles and model in ensembles.endpoints)
 
     def _mirror(self, req: PredictRequest, result: PredictResult, started: float) -> PredictResult:
         """Hand an answered unpinned request to the running shadow of its model, if any (a dict
@@ -214,28 +259,33 @@ class PredictionService:
             shadows.mirror(req, result, started)
         return result
 
-    def _route(self, req: PredictRequest, running: RunningExperiment) -> Route:
+    def _route(self, req: PredictRequest, running: RunningExperiment, started: float) -> Route:
         try:
             if running.kind is ExperimentKind.BANDIT and req.variant is None and self.bandits:
                 return self.bandits.route(running)  # a Thompson draw; the override still wins
             return choose(running, req.routing_key, req.variant)
         except InvalidInputError as exc:  # unknown X-Variant: counted like any bad request
             self.metrics.count_failure(req.model, status_of(exc))
+            self._log_failure(req, exc, started)
             raise
 
     async def _routed(
-        self, req: PredictRequest, exps: ExperimentService, route: Route
+        self, req: PredictRequest, exps: ExperimentService, route: Route, arrived: float
     ) -> PredictResult:
         started = time.perf_counter()
+        asked = req.pinned(route.model, route.ref)
         try:
-            result = await self._predict(req.pinned(route.model, route.ref))
-        except SibylError:
+            result = await self._predict(asked)
+        except SibylError as exc:
             exps.record(route, req.routing_key, req.request_id, route.ref, started, True)
+            self._log_failure(asked, exc, arrived, route)
             raise
         fell_back = result.fallback is not None  # the variant's version failed
         exps.record(route, req.routing_key, req.request_id, result.version, started, fell_back)
         object.__setattr__(result, "experiment", route.experiment)  # made for this request only
         object.__setattr__(result, "variant", route.variant)
+        if self.prediction_log is not None:
+            self.prediction_log.answered(asked, result, arrived, route.experiment_id)
         return result
 
     async def _predict(self, req: PredictRequest) -> PredictResult:

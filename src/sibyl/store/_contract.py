@@ -7,6 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from sibyl.store._jobstore import JobStore
+from sibyl.store._logstats import HourStats, RequestStats
+from sibyl.store._predlog import PredictionLogRecord
+from sibyl.store._quality import LabelledPredictions
 from sibyl.store._shadow import ShadowAggregate, ShadowRecord
 from sibyl.store._types import (
     Assignment,
@@ -24,7 +28,7 @@ ExperimentRef = int | str
 """An experiment by id (``int``) or by name (``str``)."""
 
 
-class Store(Protocol):
+class Store(JobStore, Protocol):
     """sibyl's records on one database.
 
     **Thread safety**: one Store per process, shared by every thread and task; each call takes
@@ -134,11 +138,59 @@ class Store(Protocol):
 
     def add_feedback(self, item: NewFeedback) -> Feedback:
         """Store one feedback row (``InvalidInputError`` when :meth:`NewFeedback.validate`
-        fails, ``NotFoundError`` when ``experiment_id`` does not exist)."""
+        fails, ``NotFoundError`` when ``experiment_id`` does not exist). In the same
+        transaction it is attributed to its logged prediction when that is in
+        ``prediction_log`` already (``Feedback.prediction_id``; rules in
+        :mod:`sibyl.store._quality`), and refused (``InvalidInputError`` on ``row``) when its
+        ``row`` is past that prediction's rows."""
         ...
 
     def add_feedback_many(self, items: Iterable[NewFeedback]) -> int:
-        """Store many feedback rows in one transaction (all or none); returns how many."""
+        """Store many feedback rows in one transaction (all or none), attributed as by
+        :meth:`add_feedback`; returns how many. A bad ``row`` names ``items[i].row``."""
+        ...
+
+    def attribute_feedback(self, *, since: datetime | None = None) -> int:
+        """Attribute feedback received at or after ``since`` (all when ``None``) whose
+        prediction was logged after the feedback arrived; returns how many rows were
+        attributed (idempotent)."""
+        ...
+
+    def labelled_predictions(
+        self,
+        model: str,
+        *,
+        since: datetime,
+        until: datetime,
+        version: str | None = None,
+        limit: int = 200_000,
+    ) -> LabelledPredictions:
+        """Ground truth (feedback with a ``label`` or a non-``success`` ``value``) of
+        ``model``'s successful predictions made with ``since <= ts < until`` — by *prediction*
+        time — of one ``version`` when given; feedback not attributed yet is joined by the same
+        rules at query time. Also the rows each version answered in that range (for label
+        coverage). At most ``limit`` feedback rows, the newest (``truncated`` says so)."""
+        ...
+
+    def request_stats(
+        self,
+        model: str,
+        *,
+        since: datetime,
+        until: datetime,
+        version: str | None = None,
+        sample: int = 10_000,
+    ) -> RequestStats:
+        """Logged requests of ``model`` with ``since <= ts < until``: counts by status, rows,
+        mean and 95th-percentile latency (exact in PostgreSQL, in Python over at most
+        ``sample`` rows elsewhere; see :mod:`sibyl.store._logstats`)."""
+        ...
+
+    def hourly_stats(
+        self, model: str, *, since: datetime, until: datetime, sample: int = 2_000
+    ) -> list[HourStats]:
+        """One :class:`HourStats` per UTC clock hour overlapping ``[since, until)`` (empty
+        hours included, oldest first): requests, server-side errors, p95 latency."""
         ...
 
     def list_feedback(
@@ -182,4 +234,56 @@ class Store(Protocol):
         """One :class:`ShadowAggregate` per (candidate variant, candidate model, candidate
         version) of the experiment over the records at or after ``since``, sorted by variant
         then version; ``[]`` without records. ``NotFoundError`` for an unknown experiment."""
+        ...
+
+    def write_prediction_log(self, rows: Iterable[PredictionLogRecord]) -> int:
+        """Store prediction log records in one transaction, skipping ids already stored (a
+        batch written twice stores each row once); returns how many records were passed.
+        ``InvalidInputError`` (nothing stored) when :meth:`PredictionLogRecord.validate` fails or
+        a string is longer than its column; ``BackendUnavailableError`` when the database is
+        down (the writer then spools the batch)."""
+        ...
+
+    def query_prediction_log(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        has_inputs: bool | None = None,
+        request_id: str | None = None,
+        limit: int = 100,
+        with_inputs: bool = False,
+    ) -> list[PredictionLogRecord]:
+        """``model``'s logged requests matching every given filter (``since <= ts < until``;
+        ``has_inputs``: only rows whose inputs were / were not logged), newest first, at most
+        ``limit`` (≤ 100,000, else ``InvalidInputError``). ``inputs`` is read only with
+        ``with_inputs`` (else ``None``: it is the bulk of a row). ``[]`` when none match."""
+        ...
+
+    def count_prediction_log(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        has_inputs: bool | None = None,
+    ) -> int:
+        """How many rows :meth:`query_prediction_log` would match without a limit."""
+        ...
+
+    def delete_prediction_log(
+        self,
+        *,
+        older_than: datetime | None = None,
+        keep_rows: int | None = None,
+        model: str | None = None,
+    ) -> int:
+        """Retention: delete rows with ``ts < older_than`` and, per model, every row but the
+        ``keep_rows`` newest (by ``ts``); only ``model``'s rows when given. One transaction;
+        returns how many rows were deleted."""
         ...

@@ -114,6 +114,9 @@ def feedback_row(item: NewFeedback, now: datetime) -> dict[str, Any]:
         "value": None if item.value is None else float(item.value),
         "label": item.label,
         "received_at": item.received_at or now,
+        "row": item.row,
+        "event_at": item.event_at,
+        "prediction_id": None,  # set by the store when the prediction is in the log
     }
 
 
@@ -131,6 +134,9 @@ def to_feedback(row: Row) -> Feedback:
         value=row["value"],
         label=row["label"],
         received_at=row["received_at"],
+        row=row.get("row"),
+        event_at=row.get("event_at"),
+        prediction_id=row.get("prediction_id"),
     )
 
 

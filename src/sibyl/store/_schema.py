@@ -241,3 +241,61 @@ prediction_log = sa.Table(
     sa.Index(None, "model", "version", "ts"),
     sa.Index(None, "model", "routing_key", "ts"),
 )
+
+# ---- jobs (sibyl.jobs: durable job records; the queue only carries ids) -----------------------
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # uuid4 hex
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("params", sa.JSON(), nullable=False),
+    sa.Column("progress", sa.Float(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("retry_delay_s", sa.Float(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("result", sa.JSON(), nullable=True),
+    sa.Column("plan", sa.JSON(), nullable=True),  # what a fanned-out job's chunks share
+    sa.Column("chunks_total", sa.Integer(), nullable=True),  # NULL: not fanned out
+    sa.Column("chunks_done", sa.Integer(), nullable=False),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),  # the claim running it
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("enqueued_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint(
+        "state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="state"
+    ),
+    sa.CheckConstraint("priority IN ('high', 'normal', 'low')", name="priority"),
+    sa.CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
+    sa.Index(None, "state", "lease_until"),
+    sa.Index(None, "created_at"),
+)
+
+job_chunks = sa.Table(
+    "job_chunks",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("idx", sa.Integer(), nullable=False),
+    sa.Column("spec", sa.JSON(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("enqueued_at", UTCDateTime(), nullable=False),
+    sa.Column("result", sa.JSON(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "idx"),
+    sa.CheckConstraint("state IN ('pending', 'running', 'done', 'failed')", name="state"),
+    sa.Index(None, "state", "lease_until"),
+)

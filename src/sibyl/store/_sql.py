@@ -15,11 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from sibyl.errors import ConflictError, InvalidInputError, NotFoundError
-from sibyl.store import _migrate, _rows
+from sibyl.store import _logstats, _migrate, _predlog, _quality, _rows
 from sibyl.store._aggregates import variant_aggregates
 from sibyl.store._contract import ExperimentRef
 from sibyl.store._engine import SQLITE_BEGIN, create_engine, display_url, parse_url
 from sibyl.store._engine import translate_errors as _translate
+from sibyl.store._jobstore import SQLJobStore
+from sibyl.store._logstats import HourStats, RequestStats
+from sibyl.store._predlog import LogFilter, PredictionLogRecord
+from sibyl.store._quality import LabelledPredictions
 from sibyl.store._schema import (
     assignments,
     experiments,
@@ -48,7 +52,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SQLStore:
+class SQLStore(SQLJobStore):
     """:class:`~sibyl.store.Store` on a SQLAlchemy URL (see :func:`~sibyl.store.get_store`).
 
     ``clock`` stamps records that carry no time of their own (tests pass a fake one).
@@ -275,8 +279,9 @@ class SQLStore:
         row = _rows.feedback_row(item, self._now())
         _rows.check_fits(feedback, [row])
         with self._insert_or_not_found("feedback", [item.experiment_id]) as conn:
-            fid = _new_id(conn.execute(feedback.insert().values(row)))
-        return _rows.to_feedback({**row, "id": fid})
+            (fid,) = _quality.store_feedback(conn, [row], self._now())  # attributed if logged
+            stored = conn.execute(sa.select(feedback).where(feedback.c.id == fid)).mappings()
+            return _rows.to_feedback(stored.one())
 
     def add_feedback_many(self, items: Iterable[NewFeedback]) -> int:
         batch = list(items)
@@ -284,7 +289,12 @@ class SQLStore:
             item.validate()
         now = self._now()
         rows = [_rows.feedback_row(item, now) for item in batch]
-        return self._insert_many(feedback, rows, "feedback")
+        if not rows:
+            return 0
+        _rows.check_fits(feedback, rows)
+        with self._insert_or_not_found("feedback", [r["experiment_id"] for r in rows]) as conn:
+            _quality.store_feedback(conn, rows, now)  # attributed to their logged predictions
+        return len(rows)
 
     def list_feedback(
         self,
@@ -300,6 +310,42 @@ class SQLStore:
             query = query.where(feedback.c.experiment_id == experiment_id)
         with self._read() as conn:
             return [_rows.to_feedback(row) for row in conn.execute(query).mappings()]
+
+    # ---- ground truth and the prediction log's statistics (_quality.py, _logstats.py) -----
+
+    def labelled_predictions(
+        self,
+        model: str,
+        *,
+        since: datetime,
+        until: datetime,
+        version: str | None = None,
+        limit: int = _quality.DEFAULT_LIMIT,
+    ) -> LabelledPredictions:
+        with self._read(snapshot=True) as conn:
+            return _quality.labelled_predictions(conn, model, since, until, version, limit)
+
+    def attribute_feedback(self, *, since: datetime | None = None) -> int:
+        with self._write() as conn:
+            return _quality.attribute_pending(conn, since, self._now())
+
+    def request_stats(
+        self,
+        model: str,
+        *,
+        since: datetime,
+        until: datetime,
+        version: str | None = None,
+        sample: int = _logstats.DEFAULT_SAMPLE,
+    ) -> RequestStats:
+        with self._read(snapshot=True) as conn:
+            return _logstats.request_stats(conn, model, since, until, version, sample)
+
+    def hourly_stats(
+        self, model: str, *, since: datetime, until: datetime, sample: int = 2_000
+    ) -> list[HourStats]:
+        with self._read() as conn:
+            return _logstats.hourly_stats(conn, model, since, until, sample)
 
     def record_predictions(self, rows: Iterable[PredictionOutcome]) -> int:
         now = self._now()
@@ -354,6 +400,55 @@ class SQLStore:
     ) -> list[ShadowAggregate]:
         with self._read(snapshot=True) as conn:
             return shadow_aggregates(conn, self._load(conn, ref).id, since)
+
+    # ---- the prediction log (_predlog.py) --------------------------------------------------
+
+    def write_prediction_log(self, rows: Iterable[PredictionLogRecord]) -> int:
+        batch = list(rows)
+        if not batch:
+            return 0
+        with self._write() as conn:
+            return _predlog.write(conn, batch)
+
+    def query_prediction_log(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        has_inputs: bool | None = None,
+        request_id: str | None = None,
+        limit: int = 100,
+        with_inputs: bool = False,
+    ) -> list[PredictionLogRecord]:
+        where = LogFilter(model, version, since, until, status, has_inputs, request_id)
+        with self._read() as conn:
+            return _predlog.query(conn, where, limit=limit, with_inputs=with_inputs)
+
+    def count_prediction_log(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        has_inputs: bool | None = None,
+    ) -> int:
+        with self._read() as conn:
+            return _predlog.count(conn, LogFilter(model, version, since, until, status, has_inputs))
+
+    def delete_prediction_log(
+        self,
+        *,
+        older_than: datetime | None = None,
+        keep_rows: int | None = None,
+        model: str | None = None,
+    ) -> int:
+        with self._write() as conn:
+            return _predlog.delete(conn, older_than=older_than, keep_rows=keep_rows, model=model)
 
 
 def _check_variants(name: str, items: Sequence[Variant]) -> None:

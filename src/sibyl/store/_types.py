@@ -150,9 +150,15 @@ class NewFeedback:
     value: float | None = None
     label: str | None = None
     received_at: datetime | None = None
+    row: int | None = None
+    """Which row of the request it is about (0-based); ``None``: every row."""
+    event_at: datetime | None = None
+    """When the outcome happened (aware): with ``routing_key`` and no ``request_id`` it is
+    attributed to that key's latest logged prediction at or before this time."""
 
     def validate(self) -> None:
         """Raise :class:`InvalidInputError` when the feedback cannot be attributed or is empty."""
+        _check_ground_truth(self.row, self.event_at)
         if self.request_id is None and self.routing_key is None:
             raise InvalidInputError(
                 f"Feedback for model '{self.model}' names neither a request_id nor a "
@@ -185,6 +191,22 @@ class Feedback:
     value: float | None
     label: str | None
     received_at: datetime
+    row: int | None = None
+    event_at: datetime | None = None
+    prediction_id: str | None = None
+    """The ``prediction_log`` row it was joined to (``None`` until that row is known)."""
+
+
+def _check_ground_truth(row: int | None, event_at: datetime | None) -> None:
+    if row is not None and (isinstance(row, bool) or not isinstance(row, int) or row < 0):
+        raise InvalidInputError(
+            f"'row' must be a row index of the request (an integer ≥ 0), got {row!r}", field="row"
+        )
+    if event_at is not None and event_at.tzinfo is None:
+        raise InvalidInputError(
+            f"'event_at' must carry a UTC offset (e.g. 2025-01-31T09:30:00Z), got {event_at}",
+            field="event_at",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,12 @@
-"""Shared registration of zoo models: a reference profile of the training inputs and one call
-that logs a model (signature, input example, metrics, params, profile) and registers it —
+"""Shared registration of zoo models: one call that logs a model (signature, input example,
+metrics, params) and registers it with its drift reference profile —
 :func:`log_and_register_model` for any MLflow flavor, with :func:`log_and_register` (sklearn)
 and :func:`log_and_register_pyfunc` (``PythonModel``) on top.
 
-The profile (``reference_profile.json`` in the model's run) is what drift checks compare live
-traffic against: per column a numeric summary (quantiles, 10-bin histogram), value frequencies
-for categorical columns, plus token-count summaries for free-text columns.
+The profile (:func:`sibyl.monitoring.drift.build_profile` of the training inputs and the
+model's outputs on them, stored with the version by :func:`sibyl.registry.save_profile`) is what
+the server's drift monitor compares live traffic against: per column reference-quantile bins
+and moments for numeric columns, top-value frequencies for categorical ones (see docs/drift.md).
 """
 
 from __future__ import annotations
@@ -47,94 +48,37 @@ class Registered:
     """What the use case expects to serve it (e.g. ``onnxruntime``, ``pytorch``), for reports."""
 
 
-PROFILE_ARTIFACT = "reference_profile.json"
-"""File name of the reference profile in the run's artifacts."""
-
-QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-HISTOGRAM_BINS = 10
-TOP_VALUES = 20
-TEXT_MEAN_TOKENS = 2.0
-"""A string column whose values average at least this many whitespace tokens is free text."""
-
-
-def reference_profile(frame: pd.DataFrame) -> dict[str, Any]:
-    """A JSON-serialisable summary of every column of ``frame``.
-
-    ``{"n_rows": n, "columns": {name: summary}}``. Numeric columns (not bool) get ``kind
-    "numeric"``, count, mean, std, min, max, ``quantiles`` (keys "0.01" … "0.99") and a
-    ``histogram`` (``edges``: 11 values, ``counts``: 10). Datetime columns get ``kind
-    "datetime"``, count, ISO min / max and the numeric summary of the hour of day. Everything
-    else (bool, category, strings) gets ``kind "categorical"`` — or ``"text"`` when the values
-    average ≥ ``TEXT_MEAN_TOKENS`` tokens — with count, n_unique, the ``TOP_VALUES`` most
-    frequent values as ``top_values`` ({value: share}) and, for text, a ``tokens`` numeric
-    summary of the token counts.
-    """
-    import pandas as pd
-
-    columns: dict[str, Any] = {}
-    for name in frame.columns:
-        series = frame[name]
-        if pd.api.types.is_bool_dtype(series) or not (
-            pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series)
-        ):
-            columns[str(name)] = _categorical_summary(series)
-        elif pd.api.types.is_datetime64_any_dtype(series):
-            columns[str(name)] = _datetime_summary(series)
-        else:
-            columns[str(name)] = {"kind": "numeric", **_numeric_summary(series)}
-    return {"n_rows": len(frame), "columns": columns}
+def reference_outputs(predict: Callable[[Any], Any], frame: pd.DataFrame, model: Any = None) -> Any:
+    """The model's outputs on ``frame`` shaped as the serving path's predictions are, for the
+    prediction-drift columns of the reference profile: ``{"predictions", "probabilities",
+    "classes"}`` for a classifier with ``predict_proba`` and ``classes_``, ``{"predictions"}``
+    for one value per row, ``None`` when a row's prediction is not one value (several named
+    outputs: the profile then covers the inputs only)."""
+    predictions = np.asarray(predict(frame))
+    if predictions.ndim != 1 or (
+        predictions.dtype == object
+        and any(not isinstance(v, str | int | float | bool) for v in predictions[:50])
+    ):
+        return None
+    outputs: dict[str, Any] = {"predictions": predictions}
+    proba, classes = getattr(model, "predict_proba", None), getattr(model, "classes_", None)
+    if callable(proba) and classes is not None:
+        outputs["probabilities"] = np.asarray(proba(frame), dtype=np.float64)
+        outputs["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    return outputs
 
 
-def _numeric_summary(series: pd.Series[Any]) -> dict[str, Any]:
-    values = series.dropna().to_numpy(dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return {"count": 0}
-    counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
-    return {
-        "count": int(values.size),
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "min": float(values.min()),
-        "max": float(values.max()),
-        "quantiles": {
-            str(q): float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES), strict=True)
-        },
-        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
-    }
+def store_profile(
+    client: Any, name: str, version: str, profiled: pd.DataFrame, outputs: Any = None
+) -> None:
+    """Build the drift reference profile of ``profiled`` (the training inputs) and the model's
+    ``outputs`` on them, and store it with version ``version`` of ``name``
+    (:func:`sibyl.registry.save_profile`: an artifact of the version's run plus the version
+    tag ``sibyl.reference_profile``)."""
+    from sibyl.monitoring.drift import build_profile
+    from sibyl.registry import save_profile
 
-
-def _datetime_summary(series: pd.Series[Any]) -> dict[str, Any]:
-    import pandas as pd
-
-    stamps = pd.to_datetime(series).dropna()
-    if stamps.empty:
-        return {"kind": "datetime", "count": 0}
-    hours = (stamps.dt.hour + stamps.dt.minute / 60.0).astype("float64")
-    return {
-        "kind": "datetime",
-        "count": len(stamps),
-        "min": stamps.min().isoformat(),
-        "max": stamps.max().isoformat(),
-        "hour": _numeric_summary(hours),
-    }
-
-
-def _categorical_summary(series: pd.Series[Any]) -> dict[str, Any]:
-    values = series.dropna().astype(str)
-    shares = values.value_counts(normalize=True).head(TOP_VALUES)
-    out: dict[str, Any] = {
-        "kind": "categorical",
-        "count": len(values),
-        "n_unique": int(values.nunique()),
-        "top_values": {str(k): float(v) for k, v in shares.items()},
-    }
-    if len(values) and not (series.dtype == bool or str(series.dtype) == "category"):
-        tokens = values.map(lambda v: float(len(v.split())))
-        if float(tokens.mean()) >= TEXT_MEAN_TOKENS:
-            out["kind"] = "text"
-            out["tokens"] = _numeric_summary(tokens)
-    return out
+    save_profile(client, name, version, build_profile(profiled, outputs, source="training"))
 
 
 @contextmanager
@@ -164,14 +108,12 @@ def model_run(name: str, tracking_uri: str, artifact_location: str) -> Iterator[
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
 
 
-def log_run_data(params: dict[str, Any], metrics: dict[str, float], profiled: pd.DataFrame) -> None:
-    """Log ``params``, ``metrics`` and the reference profile of ``profiled`` into the active
-    run (``reference_profile.json``)."""
+def log_run_data(params: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Log ``params`` and ``metrics`` into the active run."""
     import mlflow
 
     mlflow.log_params(params)
     mlflow.log_metrics(metrics)
-    mlflow.log_dict(reference_profile(profiled), PROFILE_ARTIFACT)
 
 
 def log_and_register_model(
@@ -184,20 +126,23 @@ def log_and_register_model(
     description: str,
     tracking_uri: str,
     artifact_location: str,
+    outputs: Any = None,
     **log_args: Any,
 ) -> str:
     """The registration every zoo model shares, whatever its flavor; returns the new version.
 
     Within :func:`model_run` (experiment and run ``name``): :func:`log_run_data` (``params``,
-    ``metrics``, the reference profile of ``profiled``), then ``log_model(name="model",
-    registered_model_name=name, **log_args)`` — an MLflow flavor's ``log_model`` — and the new
-    version's ``description``.
+    ``metrics``), then ``log_model(name="model", registered_model_name=name, **log_args)`` — an
+    MLflow flavor's ``log_model`` — the new version's ``description`` and its drift reference
+    profile (:func:`store_profile` of ``profiled`` and the model's ``outputs`` on it, see
+    :func:`reference_outputs`; ``None``: inputs only).
     """
     with model_run(name, tracking_uri, artifact_location) as client:
-        log_run_data(params, metrics, profiled)
+        log_run_data(params, metrics)
         info = log_model(name="model", registered_model_name=name, **log_args)
         version = str(info.registered_model_version)
         client.update_model_version(name, version, description)
+        store_profile(client, name, version, profiled, outputs)
     return version
 
 
@@ -214,9 +159,10 @@ def log_and_register(
     """Log ``model`` (sklearn, cloudpickle) into experiment ``name`` and register it as ``name``.
 
     ``x_example`` is the training input (same columns the model takes): the signature is
-    inferred from it and the model's predictions, its first 5 rows are the input example and the
-    whole frame is profiled into ``reference_profile.json`` in the same run. The global MLflow
-    tracking URI is set only for the call and restored afterwards. Returns the new version.
+    inferred from it and the model's predictions, its first 5 rows are the input example, and
+    the whole frame with the model's outputs on it is the version's reference profile. The
+    global MLflow tracking URI is set only for the call and restored afterwards. Returns the
+    new version.
     """
     import mlflow.sklearn
     import sklearn
@@ -224,6 +170,7 @@ def log_and_register(
     return _log_and_register_frame_model(
         (mlflow.sklearn.log_model, model.predict),
         (name, x_example, metrics, params, description, tracking_uri, artifact_location),
+        outputs=reference_outputs(model.predict, x_example, model),
         sk_model=model,
         serialization_format="cloudpickle",
         # explicit requirements: inferring them costs MLflow ≈ 6 s a model
@@ -243,18 +190,23 @@ def log_and_register_pyfunc(
 ) -> str:
     """:func:`log_and_register` for an ``mlflow.pyfunc.PythonModel`` (cloudpickled).
 
-    Same run contents (params, metrics, ``reference_profile.json`` of ``x_example``, 5-row input
-    example); the output signature is inferred from ``python_model.predict(None, head)``, so
-    DataFrame outputs get named columns. Requirements pinned: scikit-learn and pandas (sibyl
-    itself must be importable where the model loads). Returns the new version.
+    Same run contents (params, metrics, 5-row input example) and reference profile of
+    ``x_example`` (with the outputs when they are one value per row); the output signature is
+    inferred from ``python_model.predict(None, head)``, so DataFrame outputs get named columns.
+    Requirements pinned: scikit-learn and pandas (sibyl itself must be importable where the
+    model loads). Returns the new version.
     """
     import mlflow.pyfunc
     import pandas as pd
     import sklearn
 
+    def predict(frame: pd.DataFrame) -> Any:
+        return python_model.predict(None, frame)  # type: ignore[arg-type]
+
     return _log_and_register_frame_model(
-        (mlflow.pyfunc.log_model, lambda head: python_model.predict(None, head)),
+        (mlflow.pyfunc.log_model, predict),
         (name, x_example, metrics, params, description, tracking_uri, artifact_location),
+        outputs=reference_outputs(predict, x_example),
         python_model=python_model,
         # explicit requirements: inferring them costs MLflow seconds a model
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"],

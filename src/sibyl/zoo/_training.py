@@ -20,7 +20,7 @@ class TrainResult:
     x_test: pd.DataFrame
     y_test: pd.Series[Any]
     x_train: pd.DataFrame
-    """The inputs it was fitted on (profiled into ``reference_profile.json`` on registering)."""
+    """The inputs it was fitted on (the version's drift reference profile on registering)."""
 
 
 def fit_classifier(

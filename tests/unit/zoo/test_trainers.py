@@ -5,7 +5,6 @@ reference profile and metrics next to the model."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,12 @@ import mlflow
 import numpy as np
 import pytest
 
+from sibyl.monitoring.drift import ColumnKind, OutputKind, ReferenceProfile, build_profile
+from sibyl.registry import PROFILE_TAG, load_profile
 from sibyl.runtime.loader import load_model
 from sibyl.settings import RuntimeSettings
 from sibyl.zoo import calendar, churn, threat
-from sibyl.zoo._registering import PROFILE_ARTIFACT, Registered, reference_profile
+from sibyl.zoo._registering import Registered, reference_outputs
 from sibyl.zoo.calendar import train as calendar_train
 from sibyl.zoo.churn import telco
 from sibyl.zoo.churn import train as churn_train
@@ -73,28 +74,19 @@ def test_threat_meets_the_bar(threat_result: Any) -> None:
     assert threat_result.metrics["macro_f1"] >= 0.8
 
 
-def test_reference_profile_is_json_and_complete() -> None:
-    profile = reference_profile(calendar_train.serving_frame(calendar.generate_events(300, 1)))
-    json.dumps(profile)  # serialisable
-    cols = profile["columns"]
-    assert profile["n_rows"] == 300
-    assert cols["attendees"]["kind"] == "numeric"
-    assert set(cols["attendees"]["quantiles"]) == {
-        "0.01",
-        "0.05",
-        "0.25",
-        "0.5",
-        "0.75",
-        "0.95",
-        "0.99",
-    }
-    assert len(cols["attendees"]["histogram"]["counts"]) == 10
-    assert len(cols["attendees"]["histogram"]["edges"]) == 11
-    assert cols["location_type"]["kind"] == "categorical"
-    assert cols["recurrence"]["kind"] == "categorical"
-    assert cols["title"]["kind"] == "text" and "tokens" in cols["title"]
-    assert cols["start"]["kind"] == "datetime"
-    assert len(cols["title"]["top_values"]) <= 20
+def test_reference_profile_covers_inputs_and_outputs(calendar_result: Any) -> None:
+    frame = calendar_train.serving_frame(calendar.generate_events(300, 1))
+    model = calendar_result.model
+    profile = build_profile(frame, reference_outputs(model.predict, frame, model))
+    assert ReferenceProfile.from_json(profile.to_json()) == profile  # what the registry stores
+    kinds = {c.name: c.kind for c in profile.features}
+    assert kinds["attendees"] is ColumnKind.NUMERIC and profile.rows == 300
+    assert kinds["location_type"] is kinds["recurrence"] is ColumnKind.CATEGORICAL
+    assert kinds["title"] is ColumnKind.CATEGORICAL  # free text: its top values + other
+    assert "start" in profile.skipped  # datetimes are not profiled
+    assert profile.output_kind is OutputKind.PROBABILITIES
+    assert set(map(str, profile.classes or ())) == set(calendar.CLASSES)
+    assert reference_outputs(lambda f: np.zeros((len(f), 2)), frame) is None  # not one per row
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +111,12 @@ def _check_served(
     assert {k: v for k, v in client.get_run(mv.run_id).data.metrics.items()} == pytest.approx(
         registered.metrics
     )
-    run_files = {f.path for f in client.list_artifacts(mv.run_id)}
-    assert PROFILE_ARTIFACT in run_files
-    profile = json.loads(
-        Path(client.download_artifacts(mv.run_id, PROFILE_ARTIFACT, str(tmp_path))).read_text()
-    )
-    assert set(profile["columns"]) == profile_columns
-    assert profile["n_rows"] == registered.metrics["n_train"]
+    assert mv.tags[PROFILE_TAG].startswith(f"runs:/{mv.run_id}/")  # stored with the version
+    profile = load_profile(client, registered.name, registered.version)
+    assert set(profile.feature_names) | set(profile.skipped) == profile_columns
+    assert profile.rows == registered.metrics["n_train"] and profile.source == "training"
+    assert profile.output_kind is OutputKind.PROBABILITIES
+    assert set(map(str, profile.classes or ())) == set(classes)
 
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)

@@ -7,10 +7,11 @@ Errors take the native error shape (``{"error", "code", "field", …}``) through
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from sibyl.api.codecs._common import loads, require_object
 from sibyl.api.routes._deps import container
@@ -84,8 +85,22 @@ class FeedbackBody(BaseModel):
     experiment: str | None = Field(None, description="Experiment name (optional).")
     model: str | None = Field(None, description="Model (needed when experiment is not given).")
     success: bool | None = Field(None, description="Binary outcome (success / conversion).")
-    value: float | None = Field(None, description="Numeric outcome (finite).")
-    label: str | None = Field(None, description="Observed label.")
+    value: float | None = Field(
+        None, description="Numeric outcome (finite); for a regressor, the true value."
+    )
+    label: str | int | float | bool | None = Field(
+        None,
+        description="Observed label; for a classifier, the true class (compared with the "
+        "predicted class as strings: 1, 1.0 and '1' are one class).",
+    )
+    row: int | None = Field(
+        None, ge=0, description="Row of the request the truth is for (default: every row)."
+    )
+    event_at: AwareDatetime | None = Field(
+        None,
+        description="When the outcome happened (ISO 8601 with offset). With routing_key and no "
+        "request_id: about that key's latest prediction at or before this time.",
+    )
 
 
 class FeedbackBatch(BaseModel):
@@ -193,12 +208,34 @@ async def results(name: str, request: Request) -> dict[str, Any]:
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": _FEEDBACK_SCHEMA}}}},
 )
 async def feedback(request: Request) -> dict[str, Any]:
-    """One object or ``{"items": [...]}``: ``request_id`` or ``routing_key`` (+ optional
-    ``experiment`` or ``model``) and an outcome: ``success``, ``value`` and/or ``label``."""
+    """One object or ``{"items": [...]}`` (up to 10,000, stored all or none): ``request_id``
+    or ``routing_key`` (+ optional ``experiment`` or ``model``) and an outcome: ``success``,
+    ``value`` and/or ``label``. Ground truth for live quality: ``label`` (classifiers) or
+    ``value`` (regressors), optionally for one ``row`` of the request; ``routing_key`` +
+    ``event_at`` attribute it to the key's latest prediction at or before that time. Errors
+    name the field (``items[i].field`` in bulk)."""
     bodies = _feedback_bodies(loads(await request.body(), "feedback body"))
-    items = [FeedbackItem(**b.model_dump()) for b in bodies]
+    items = [FeedbackItem(**{**b.model_dump(), "label": _label(b.label)}) for b in bodies]
     stored = await _service(request).feedback(items)
     return {"stored": stored}
+
+
+def _label(value: str | int | float | bool | None) -> str | None:
+    """A label as stored: strings as sent, numbers and booleans in their JSON form."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """``("items", 3, "row")`` → ``items[3].row``; union members' type tags are dropped."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "int", "float", "bool") and out:
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
 
 
 def _feedback_bodies(payload: Any) -> list[FeedbackBody]:
@@ -209,7 +246,7 @@ def _feedback_bodies(payload: Any) -> list[FeedbackBody]:
         return [FeedbackBody.model_validate(body)]
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err.get("loc", ()))
+        loc = _location(err.get("loc", ()))
         raise InvalidInputError(
             f"'{loc or 'body'}': {err.get('msg')}", field=loc or "body"
         ) from None

@@ -18,6 +18,8 @@ from sibyl.monitoring.drift._profile import ColumnKind, OutputKind, Scalar
 
 PREDICTION = "prediction"
 PROBA = "proba"
+PROBA_DECIMALS = 6
+"""Probability columns are compared at this resolution (1e-6), coarser than float32's."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,10 @@ def output_columns(
 def _probability_columns(
     raw: RawOutputs, classes: tuple[Scalar, ...], n: int
 ) -> dict[str, tuple[ColumnKind, Any]]:
-    probs = _aligned_probabilities(raw, classes, n)
+    # rounded to PROBA_DECIMALS: the reference quantiles of a confident model sit at 1 - 1e-9
+    # and beyond, where a float32 engine (ONNX Runtime) and the float64 native model disagree;
+    # unrounded, the same model served by the other engine would show as prediction drift
+    probs = np.round(_aligned_probabilities(raw, classes, n), PROBA_DECIMALS)
     columns: dict[str, tuple[ColumnKind, Any]] = {}
     if len(classes) == 2:
         columns[PROBA] = (ColumnKind.NUMERIC, probs[:, 1])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from sibyl.zoo._registering import PROFILE_ARTIFACT
+from sibyl.registry import load_profile
 from sibyl.zoo.knowledge_tracing import simulate_5
 from sibyl.zoo.knowledge_tracing.publish import log_model, request_frame, signature
 from sibyl.zoo.knowledge_tracing.train import (
@@ -126,12 +125,12 @@ def test_run_holds_metrics_params_profile_and_description(
     assert run.data.params["kind"] == kind and run.data.params["train.max_epochs"] == "1"
     description = str(version.description)
     assert "test AUC" in description and "Simulated-5" in description
-    path = Path(client.download_artifacts(run.info.run_id, PROFILE_ARTIFACT))
-    profile = json.loads(path.read_text())
-    assert profile["n_rows"] == 100  # one request per training student
-    assert set(profile["columns"]) == {"length", "accuracy", "query"}
-    assert 1 <= profile["columns"]["length"]["min"] <= profile["columns"]["length"]["max"] <= 49
-    assert profile["columns"]["query"]["min"] >= 0 and profile["columns"]["query"]["max"] <= 49
+    profile = load_profile(client, name, registry["versions"][kind])
+    assert profile.rows == 100  # one request per training student
+    assert set(profile.feature_names) == {"length", "accuracy", "query"}
+    length, query = profile.feature("length"), profile.feature("query")
+    assert 1 <= length.min <= length.max <= 49  # type: ignore[union-attr]
+    assert query.min >= 0 and query.max <= 49  # type: ignore[union-attr]
 
 
 def test_tracking_uri_is_restored(registry: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@ predict from JSON-like records, and register a version that learnt from feedback
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ import numpy as np
 import pytest
 
 from sibyl.errors import InvalidInputError, NotFoundError
-from sibyl.registry import ModelRegistry
+from sibyl.registry import ModelRegistry, load_profile
 from sibyl.runtime.loader import LoadedModel, load_model
 from sibyl.settings import RuntimeSettings
-from sibyl.zoo._registering import PROFILE_ARTIFACT, Registered
+from sibyl.zoo._registering import Registered
 from sibyl.zoo.struggle import mathplacement
 from sibyl.zoo.struggle.features import FEATURES, LABEL
 from sibyl.zoo.struggle.interventions import OUTPUTS, Intervention
@@ -70,10 +69,12 @@ def test_three_models_with_metrics_and_profiles(registry: Registry) -> None:
         assert mv.description
         run = client.get_run(mv.run_id)
         assert run.data.metrics["n"] > 0 and run.data.params
-        path = client.download_artifacts(mv.run_id, PROFILE_ARTIFACT, str(registry.root))
-        profile = json.loads(Path(path).read_text())
+        profile = load_profile(client, r.name, r.version)
         expected = FEATURES if r.name != mathplacement.MODEL_NAME else mathplacement.FEATURES
-        assert set(profile["columns"]) == set(expected)
+        assert set(profile.feature_names) | set(profile.skipped) == set(expected)
+        # one prediction per row (the logistic regression) → prediction drift; a row of
+        # several outputs (the pyfuncs' interventions) → inputs only
+        assert bool(profile.outputs) == (r.name == mathplacement.MODEL_NAME)
 
 
 @pytest.mark.parametrize("name", [MODEL_NAME, RULES_NAME])
