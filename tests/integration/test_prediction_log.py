@@ -59,7 +59,8 @@ class LogServer:
 
     def predict(self, c: httpx.Client, model: str, i: int, **headers: str) -> httpx.Response:
         rows = self.x.iloc[[i % len(self.x)]].to_dict("records")
-        return c.post(f"/v1/models/{model}/predict", json={"records": rows},
+        # pinned: other modules move the shared registry's production alias of 'swap'
+        return c.post(f"/v1/models/{model}/predict", json={"records": rows, "version": "1"},
                       headers={"X-Request-Id": f"req-{model}-{i}", **headers})  # fmt: skip
 
 

@@ -29,8 +29,6 @@ from sibyl.monitoring.alerts._grouping import Notification
 from sibyl.monitoring.alerts._payloads import alertmanager_payload, email_message, slack_payload
 from sibyl.monitoring.alerts._rules import Severity
 
-log = structlog.get_logger("sibyl.alerts")
-
 
 class DeliveryError(Exception):
     """One delivery attempt failed; ``retryable`` is false when retrying cannot help (the
@@ -75,7 +73,12 @@ class LogChannel:
             for a in notification.alerts
         ]  # fmt: skip
         critical = any(a.severity is Severity.CRITICAL for a in notification.firing)
-        emit = log.info if not notification.firing else log.error if critical else log.warning
+        # a logger per notification: the process's logging configuration as it is now (a
+        # module-level logger caches the configuration it first saw)
+        logger = structlog.get_logger("sibyl.alerts")
+        emit = (
+            logger.info if not notification.firing else logger.error if critical else logger.warning
+        )
         emit("alert_notification", title=notification.title(), group_key=notification.group_key,
              status=notification.status, alerts=alerts)  # fmt: skip
 
