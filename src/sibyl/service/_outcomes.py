@@ -12,14 +12,13 @@ Spooling undelivered records to disk for later delivery comes with the monitorin
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from sibyl.errors import SibylError
+from sibyl.service._buffered import BufferedWriter
 from sibyl.store import PredictionOutcome, Store
 
 log = structlog.get_logger("sibyl.experiments")
@@ -37,13 +36,10 @@ class AssignmentRecord:
 Record = PredictionOutcome | AssignmentRecord
 
 
-class OutcomeWriter:
-    """Buffers experiment records and writes them from one worker thread.
-
-    Thread safety: :meth:`submit` may be called from any thread or task and never blocks or
-    raises. :meth:`start` / :meth:`close` are called once each by the container; ``close``
-    flushes what is buffered (best effort) and joins the thread.
-    """
+class OutcomeWriter(BufferedWriter[Record]):
+    """Buffers experiment records and writes them from one worker thread (see
+    :class:`~sibyl.service._buffered.BufferedWriter`): outcomes in one transaction per batch,
+    first assignments in bulk, each routing key once per process."""
 
     def __init__(
         self,
@@ -54,77 +50,29 @@ class OutcomeWriter:
         max_pending: int = 100_000,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self._store = store
-        self._interval = flush_interval_s
-        self._flush_rows = flush_rows
-        self._max_pending = max_pending
-        self._pending: deque[Record] = deque()
-        self._wake = threading.Event()
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._seen: set[tuple[int, str]] = set()  # assignments already written by this process
-        self.dropped = Counter(
+        dropped = Counter(
             "ml_experiment_records_dropped",
             "Experiment records (outcomes, assignments) dropped: store down or buffer full.",
             ["kind"],
             registry=registry,
         )
-        self.written = 0
-        """Records written so far (for tests and diagnostics)."""
+        super().__init__(
+            dropped=dropped,
+            thread_name="sibyl-outcomes",
+            flush_interval_s=flush_interval_s,
+            flush_rows=flush_rows,
+            max_pending=max_pending,
+            logger=log,
+        )
+        self._store = store
+        self._seen: set[tuple[int, str]] = set()  # assignments already written by this process
 
-    @property
-    def pending(self) -> int:
-        """Records buffered, not written yet (``GET /v1/stats``)."""
-        return len(self._pending)
-
-    def start(self) -> None:
-        """Start the worker thread."""
-        self._thread = threading.Thread(target=self._run, name="sibyl-outcomes", daemon=True)
-        self._thread.start()
-
-    def submit(self, record: Record) -> None:
-        """Buffer one record; drops (and counts) it when the buffer is full."""
-        if len(self._pending) >= self._max_pending:
-            self.dropped.labels(_kind(record)).inc()
-            return
-        self._pending.append(record)
-        if len(self._pending) >= self._flush_rows:
-            self._wake.set()
-
-    def flush(self) -> int:
-        """Write everything buffered now (from the calling thread); returns records written."""
-        batch: list[Record] = []
-        while self._pending:
-            batch.append(self._pending.popleft())
-        if not batch:
-            return 0
+    def _write_batch(self, batch: list[Record]) -> int:
         written = self._write([r for r in batch if isinstance(r, PredictionOutcome)])
-        written += self._assign([r for r in batch if isinstance(r, AssignmentRecord)])
-        self.written += written
-        return written
+        return written + self._assign([r for r in batch if isinstance(r, AssignmentRecord)])
 
-    def close(self) -> None:
-        """Stop the worker after a last flush."""
-        self._closing = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        else:
-            self.flush()
-
-    def _run(self) -> None:
-        while not self._closing:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._safe_flush()
-        self._safe_flush()
-
-    def _safe_flush(self) -> None:
-        try:
-            self.flush()
-        except Exception:  # a bug here must not kill the worker thread
-            log.exception("experiment_records_flush_failed")
+    def _kind(self, record: Record) -> str:
+        return "outcome" if isinstance(record, PredictionOutcome) else "assignment"
 
     def _write(self, rows: list[PredictionOutcome]) -> int:
         if not rows:
@@ -165,7 +113,3 @@ class OutcomeWriter:
     def _drop(self, kind: str, count: int, exc: SibylError) -> None:
         self.dropped.labels(kind).inc(count)
         log.warning("experiment_records_dropped", kind=kind, count=count, error=exc.message)
-
-
-def _kind(record: Record) -> str:
-    return "outcome" if isinstance(record, PredictionOutcome) else "assignment"
