@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sibyl.errors import (
     BackendUnavailableError,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     NotReadyError,
@@ -297,12 +298,23 @@ class ModelRegistry:
         return self._ready(name, str(mv.version))
 
     def experiment_id(self, name: str) -> str:
-        """Id of the MLflow experiment ``name``, created (under ``artifact_location``) if absent."""
+        """Id of the MLflow experiment ``name``, created (under ``artifact_location``) if absent;
+        when another process creates it at the same moment, that one is used."""
         with self._errors():
             found = self._client.get_experiment_by_name(name)
             if found is not None:
                 return str(found.experiment_id)
-            return self._client.create_experiment(name, artifact_location=self.artifact_location)
+        try:
+            with self._errors():
+                return self._client.create_experiment(
+                    name, artifact_location=self.artifact_location
+                )
+        except ConflictError:  # lost the race: it exists now
+            with self._errors():
+                again = self._client.get_experiment_by_name(name)
+            if again is None:
+                raise
+            return str(again.experiment_id)
 
     # ---- internals ----------------------------------------------------------------------
 

@@ -167,8 +167,13 @@ def test_bad_policies_are_refused() -> None:
 
 
 def test_the_log_channel_logs_every_notification() -> None:
-    with structlog.testing.capture_logs() as logs:
-        asyncio.run(LogChannel().send(notification()))
+    config = structlog.get_config()  # another test may have configured a level above warning
+    structlog.reset_defaults()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            asyncio.run(LogChannel().send(notification()))
+    finally:
+        structlog.configure(**config)
     [event] = [e for e in logs if e["event"] == "alert_notification"]
     assert event["log_level"] == "warning" and event["title"].startswith("[FIRING:1]")
     assert event["alerts"][0]["rule"] == "churn:latency"
